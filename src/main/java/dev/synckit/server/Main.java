@@ -1,0 +1,59 @@
+package dev.synckit.server;
+
+import dev.synckit.server.config.ConfigException;
+import dev.synckit.server.config.ConfigLayers;
+import dev.synckit.server.config.Settings;
+import io.helidon.logging.common.LogConfig;
+import io.helidon.webserver.WebServer;
+import io.helidon.webserver.WebServerConfig;
+
+import java.util.logging.Logger;
+
+/** Starts the server: {@code java -jar synckit-server.jar [--config FILE]}. */
+public final class Main {
+    private static final Logger LOG = Logger.getLogger(Main.class.getName());
+
+    private Main() {
+    }
+
+    public static void main(String[] args) {
+        LogConfig.configureRuntime();
+        ConfigLayers.Layered layered;
+        Settings settings;
+        try {
+            layered = ConfigLayers.load(args, System.getenv(), System.getProperties());
+            layered.sources().forEach(s -> LOG.info("config source: " + s));
+            settings = Settings.from(layered.config());
+        } catch (ConfigException e) {
+            LOG.severe("Invalid configuration: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        LOG.info("settings: " + settings.describe());
+
+        WebServerConfig.Builder builder = WebServer.builder()
+                .config(layered.config().get("server"))
+                .host(settings.server().host())
+                .port(settings.server().port());
+        SyncServer app = setup(builder, settings);
+        WebServer server = builder.build().start();
+        if (!server.isRunning()) {
+            LOG.severe("The web server did not start (is port " + settings.server().port()
+                    + " in use? set PORT or server.port)");
+            app.close();
+            System.exit(1);
+        }
+        SyncServer.warmUp(server.port());
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            app.close();
+            server.stop();
+        }, "synckit-shutdown"));
+        LOG.info("SyncKit server ready on ws://" + settings.server().host() + ":" + server.port() + "/ws in "
+                + SyncServer.uptime().toMillis() + " ms");
+    }
+
+    /** Wires the server into a builder; used by {@link #main} and by the tests. */
+    public static SyncServer setup(WebServerConfig.Builder server, Settings settings) {
+        return SyncServer.setup(server, settings);
+    }
+}

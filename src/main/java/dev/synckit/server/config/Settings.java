@@ -1,0 +1,184 @@
+package dev.synckit.server.config;
+
+import io.helidon.config.Config;
+
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Every setting, read once at startup from the layered {@link Config} and validated. Keys and defaults
+ * are documented in {@code app.yaml}; the built-in defaults live in {@code application.yaml} on the
+ * classpath, so this class holds no default values of its own.
+ */
+public record Settings(Server server, Auth auth, Limits limits, WebSocket websocket, Sync sync,
+                       Storage storage, Redis redis) {
+
+    public record Server(String host, int port) {}
+
+    /** An empty jwtSecret disables JWT; an empty apiKeys list disables API keys. */
+    public record Auth(boolean required, String jwtSecret, Duration accessTokenTtl, Duration refreshTokenTtl,
+                       List<String> apiKeys, Duration timeout) {}
+
+    public record Limits(int maxConnections, int maxConnectionsPerIp, int maxMessagesPerMinute,
+                         int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor) {}
+
+    public record WebSocket(Duration heartbeatInterval) {}
+
+    public record Sync(Duration batchDelay, Duration awarenessTimeout, int maxCachedDocuments) {}
+
+    public record Storage(String type, String url) {}
+
+    public record Redis(String url) {}
+
+    private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d|w)?");
+
+    public static Settings from(Config root) {
+        Config s = root.get("synckit");
+        Settings settings = new Settings(
+                new Server(string(root, "server.host"), integer(root, "server.port")),
+                new Auth(bool(s, "auth.required"), string(s, "auth.jwt-secret"),
+                        duration(s, "auth.jwt-expires-in", "s"), duration(s, "auth.jwt-refresh-expires-in", "s"),
+                        list(string(s, "auth.api-keys")), duration(s, "auth.timeout-ms", "ms")),
+                new Limits(integer(s, "limits.max-connections"), integer(s, "limits.max-connections-per-ip"),
+                        integer(s, "limits.max-messages-per-minute"), integer(s, "limits.max-message-bytes"),
+                        integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for")),
+                new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms")),
+                new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
+                        integer(s, "sync.max-cached-documents")),
+                new Storage(string(s, "storage.type").toLowerCase(Locale.ROOT), string(s, "storage.url")),
+                new Redis(string(s, "redis.url")));
+        settings.validate();
+        return settings;
+    }
+
+    private void validate() {
+        if (server.port < 0 || server.port > 65535) {
+            throw new ConfigException("server.port (PORT) is " + server.port + "; use a port between 1 and 65535 (0 picks a free one)");
+        }
+        if (auth.required) {
+            if (!auth.jwtSecret.isEmpty() && auth.jwtSecret.length() < 32) {
+                throw new ConfigException("synckit.auth.jwt-secret (JWT_SECRET) has " + auth.jwtSecret.length()
+                        + " characters; HS256 needs at least 32 while auth is required. Set a longer secret,"
+                        + " or SYNCKIT_AUTH_REQUIRED=false for local development");
+            }
+            if (auth.jwtSecret.isEmpty() && auth.apiKeys.isEmpty()) {
+                throw new ConfigException("auth is required but neither synckit.auth.jwt-secret (JWT_SECRET) nor"
+                        + " synckit.auth.api-keys (SYNCKIT_AUTH_APIKEYS) is set, so no client could authenticate."
+                        + " Set a secret of at least 32 characters, or SYNCKIT_AUTH_REQUIRED=false for local development");
+            }
+        } else if (!auth.jwtSecret.isEmpty() && auth.jwtSecret.length() < 32) {
+            throw new ConfigException("synckit.auth.jwt-secret (JWT_SECRET) has " + auth.jwtSecret.length()
+                    + " characters; use at least 32 or leave it empty");
+        }
+        positive("synckit.limits.max-connections (WS_MAX_CONNECTIONS)", limits.maxConnections);
+        positive("synckit.limits.max-connections-per-ip (SYNCKIT_MAX_CONNECTIONS_PER_IP)", limits.maxConnectionsPerIp);
+        positive("synckit.limits.max-messages-per-minute (SYNCKIT_MAX_MESSAGES_PER_MINUTE)", limits.maxMessagesPerMinute);
+        if (limits.maxMessageBytes < 1024) {
+            throw new ConfigException("synckit.limits.max-message-bytes is " + limits.maxMessageBytes + "; use at least 1024");
+        }
+        if (limits.outboundQueueBytes < limits.maxMessageBytes) {
+            throw new ConfigException("synckit.limits.outbound-queue-bytes (" + limits.outboundQueueBytes
+                    + ") must be at least synckit.limits.max-message-bytes (" + limits.maxMessageBytes + ")");
+        }
+        if (websocket.heartbeatInterval.isZero()) {
+            throw new ConfigException("synckit.websocket.heartbeat-interval-ms (WS_HEARTBEAT_INTERVAL) must be above 0");
+        }
+        if (auth.timeout.isZero() || sync.awarenessTimeout.isZero()) {
+            throw new ConfigException("synckit.auth.timeout-ms and synckit.sync.awareness-timeout-ms must be above 0");
+        }
+        positive("synckit.sync.max-cached-documents", sync.maxCachedDocuments);
+        switch (storage.type) {
+            case "memory" -> {
+            }
+            case "postgres", "postgresql" -> throw new ConfigException("synckit.storage.type is '" + storage.type
+                    + "', but this build has only the in-memory store; set synckit.storage.type to memory");
+            default -> throw new ConfigException("synckit.storage.type is '" + storage.type
+                    + "'; use memory");
+        }
+        if (!storage.url.isEmpty()) {
+            throw new ConfigException("synckit.storage.url (DATABASE_URL) is set, but this build has only the in-memory"
+                    + " store and would not persist anything; unset DATABASE_URL");
+        }
+    }
+
+    private static void positive(String key, int value) {
+        if (value < 1) {
+            throw new ConfigException(key + " is " + value + "; it must be at least 1");
+        }
+    }
+
+    /** The effective settings without secrets, for the startup log. */
+    public String describe() {
+        return "host=" + server.host + " port=" + server.port
+                + " auth.required=" + auth.required + " jwt=" + (auth.jwtSecret.isEmpty() ? "off" : "on")
+                + " apiKeys=" + auth.apiKeys.size() + " auth.timeout=" + auth.timeout.toMillis() + "ms"
+                + " maxConnections=" + limits.maxConnections + " maxConnectionsPerIp=" + limits.maxConnectionsPerIp
+                + " maxMessagesPerMinute=" + limits.maxMessagesPerMinute + " maxMessageBytes=" + limits.maxMessageBytes
+                + " outboundQueueBytes=" + limits.outboundQueueBytes + " trustForwardedFor=" + limits.trustForwardedFor
+                + " heartbeat=" + websocket.heartbeatInterval.toMillis() + "ms"
+                + " batchDelay=" + sync.batchDelay.toMillis() + "ms"
+                + " awarenessTimeout=" + sync.awarenessTimeout.toMillis() + "ms"
+                + " maxCachedDocuments=" + sync.maxCachedDocuments
+                + " storage=" + storage.type;
+    }
+
+    private static Config node(Config c, String key) {
+        Config node = c.get(key);
+        if (!node.exists()) {
+            throw new ConfigException(c.key() + "." + key + " has no value; the built-in application.yaml is missing from the classpath");
+        }
+        return node;
+    }
+
+    private static String string(Config c, String key) {
+        return node(c, key).asString().get().trim();
+    }
+
+    private static int integer(Config c, String key) {
+        String raw = string(c, key);
+        try {
+            return Integer.parseInt(raw);
+        } catch (NumberFormatException e) {
+            throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; it must be a whole number");
+        }
+    }
+
+    private static boolean bool(Config c, String key) {
+        String raw = string(c, key).toLowerCase(Locale.ROOT);
+        return switch (raw) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; use true or false");
+        };
+    }
+
+    /** A number with an optional unit (ms, s, m, h, d, w); a bare number is in {@code bareUnit}. */
+    private static Duration duration(Config c, String key, String bareUnit) {
+        String raw = string(c, key);
+        Matcher m = DURATION.matcher(raw);
+        if (!m.matches()) {
+            throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; use a number with an optional unit (ms, s, m, h, d, w)");
+        }
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2) == null ? bareUnit : m.group(2)) {
+            case "ms" -> Duration.ofMillis(n);
+            case "s" -> Duration.ofSeconds(n);
+            case "m" -> Duration.ofMinutes(n);
+            case "h" -> Duration.ofHours(n);
+            case "d" -> Duration.ofDays(n);
+            default -> Duration.ofDays(7 * n);
+        };
+    }
+
+    private static List<String> list(String csv) {
+        return Arrays.stream(csv.split(",")).map(String::trim).filter(x -> !x.isEmpty()).toList();
+    }
+
+    private static String fullKey(Config c, String key) {
+        return c.key().toString().isEmpty() ? key : c.key() + "." + key;
+    }
+}

@@ -1,0 +1,104 @@
+package dev.synckit.server.sync;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.synckit.server.storage.StoredDocument;
+import dev.synckit.server.storage.TextState;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The cached, authoritative copy of one document. {@link #lock} serialises every mutation, which is what
+ * gives writes to a document one total order; readers take it too so that a snapshot and the subscription
+ * that follows it are consistent. Broadcast bookkeeping has its own small lock so that flushing never
+ * waits for a write in progress.
+ */
+final class Document {
+    /** A field value waiting to be broadcast, with the document clock right after it was applied. */
+    record PendingField(JsonNode value, Map<String, Long> clock) {}
+
+    final String id;
+    final ReentrantLock lock = new ReentrantLock();
+    final Set<Peer> subscribers = ConcurrentHashMap.newKeySet();
+
+    // Guarded by lock.
+    Map<String, JsonNode> fields;
+    Map<String, Long> clock; // immutable, replaced on every write
+    long seq;
+    TextState text;
+    long lastModified;
+    boolean evicted;
+
+    private final ReentrantLock pendingLock = new ReentrantLock();
+    private LinkedHashMap<String, PendingField> pending = new LinkedHashMap<>();
+    private boolean flushing;
+
+    volatile long lastUsed = System.nanoTime();
+
+    Document(String id, StoredDocument stored) {
+        this.id = id;
+        if (stored == null) {
+            this.fields = new LinkedHashMap<>();
+            this.clock = Map.of();
+        } else {
+            this.fields = new LinkedHashMap<>(stored.fields());
+            this.clock = Map.copyOf(stored.clock());
+            this.seq = stored.seq();
+            this.text = stored.text();
+            this.lastModified = stored.updatedAt();
+        }
+    }
+
+    /** Queues a field for broadcast; a later value of the same field replaces one not yet sent. */
+    void queue(String field, PendingField value) {
+        pendingLock.lock();
+        try {
+            pending.remove(field); // re-insert so fields go out in the order of their latest write
+            pending.put(field, value);
+        } finally {
+            pendingLock.unlock();
+        }
+    }
+
+    /** Claims the flush; false if another thread is already flushing (it will pick up what we queued). */
+    boolean startFlush() {
+        pendingLock.lock();
+        try {
+            if (flushing || pending.isEmpty()) {
+                return false;
+            }
+            flushing = true;
+            return true;
+        } finally {
+            pendingLock.unlock();
+        }
+    }
+
+    /** The queued fields, or null (and the flush claim released) when there are none. */
+    Map<String, PendingField> takePending() {
+        pendingLock.lock();
+        try {
+            if (pending.isEmpty()) {
+                flushing = false;
+                return null;
+            }
+            Map<String, PendingField> batch = pending;
+            pending = new LinkedHashMap<>();
+            return batch;
+        } finally {
+            pendingLock.unlock();
+        }
+    }
+
+    boolean idle() {
+        pendingLock.lock();
+        try {
+            return !flushing && pending.isEmpty() && subscribers.isEmpty();
+        } finally {
+            pendingLock.unlock();
+        }
+    }
+}

@@ -1,0 +1,356 @@
+package dev.synckit.server.sync;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.protocol.Json;
+import dev.synckit.server.protocol.Message.FieldChange;
+import dev.synckit.server.protocol.MessageType;
+import dev.synckit.server.protocol.Outbound;
+import dev.synckit.server.pubsub.FanOut;
+import dev.synckit.server.storage.DocumentWrite;
+import dev.synckit.server.storage.StorageAdapter;
+import dev.synckit.server.storage.StorageException;
+import dev.synckit.server.storage.StoredDelta;
+import dev.synckit.server.storage.TextState;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * The documents this instance serves: a cache over {@link StorageAdapter}, the write path and the
+ * field broadcast.
+ *
+ * <p>A write is applied under the document's lock: the new state is computed, committed to storage, and
+ * only then made visible, acknowledged and queued for broadcast. Because the winner is simply the last
+ * write in that order, LWW needs no wall-clock comparison. Broadcasts are flushed by the writing thread
+ * as soon as it leaves the lock; writes that land while a flush is running are coalesced per field into
+ * the next round.
+ */
+public final class Documents {
+    private static final Logger LOG = Logger.getLogger(Documents.class.getName());
+    /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
+    static final String SERVER_CLOCK_KEY = "server";
+    private static final JsonNode TOMBSTONE = Json.object().put("__deleted", true);
+
+    private final StorageAdapter storage;
+    private final FanOut fanOut;
+    private final int maxCached;
+    private final long flushHandOffNanos;
+    private final ConcurrentHashMap<String, Document> cache = new ConcurrentHashMap<>();
+
+    public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay) {
+        this.storage = storage;
+        this.fanOut = fanOut;
+        this.maxCached = maxCached;
+        this.flushHandOffNanos = batchDelay.toNanos();
+    }
+
+    /** Thrown when the store rejects a write; the document is unchanged and nothing was acknowledged. */
+    public static final class WriteFailed extends Exception {
+        WriteFailed(String documentId, Throwable cause) {
+            super("write to " + documentId + " failed", cause);
+        }
+    }
+
+    /** A document's current state; for a new document, an empty one. */
+    private Document document(String id) throws StorageException {
+        Document doc = cache.get(id);
+        if (doc == null) {
+            // Loading outside computeIfAbsent keeps slow storage from blocking other keys; a racing
+            // loader simply loses putIfAbsent and uses the winner.
+            Document loaded = new Document(id, storage.load(id).orElse(null));
+            doc = cache.putIfAbsent(id, loaded);
+            if (doc == null) {
+                doc = loaded;
+            }
+        }
+        doc.lastUsed = System.nanoTime();
+        return doc;
+    }
+
+    /** Runs {@code action} under the lock of a live (not evicted) cached document. */
+    private <T> T locked(String id, LockedAction<T> action) throws StorageException, WriteFailed {
+        while (true) {
+            Document doc = document(id);
+            doc.lock.lock();
+            try {
+                if (!doc.evicted) {
+                    return action.run(doc);
+                }
+            } finally {
+                doc.lock.unlock();
+            }
+        }
+    }
+
+    @FunctionalInterface
+    private interface LockedAction<T> {
+        T run(Document doc) throws StorageException, WriteFailed;
+    }
+
+    /**
+     * Subscribes the peer and sends it the document's state as a {@code sync_response}. The reply is queued
+     * under the lock, so any broadcast the peer receives afterwards is newer than the state it got.
+     */
+    public void subscribe(Peer peer, String documentId, String requestId) throws StorageException {
+        try {
+            locked(documentId, doc -> {
+                doc.subscribers.add(peer);
+                peer.subscribed(documentId);
+                peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
+                return null;
+            });
+        } catch (WriteFailed e) {
+            throw new IllegalStateException(e); // a read never raises WriteFailed
+        }
+    }
+
+    private static ObjectNode snapshot(Document doc, String requestId) {
+        ObjectNode body = Json.object();
+        body.put("requestId", requestId).put("documentId", doc.id);
+        ObjectNode state = body.putObject("state");
+        doc.fields.forEach(state::set);
+        body.putArray("deltas");
+        body.set("clock", Outbound.clockNode(doc.clock));
+        if (doc.text != null) {
+            body.put("textState", doc.text.state()).put("textClock", doc.text.clock());
+        }
+        return body;
+    }
+
+    public void unsubscribe(Peer peer, String documentId) {
+        Document doc = cache.get(documentId);
+        if (doc != null) {
+            doc.subscribers.remove(peer);
+        }
+        peer.unsubscribed(documentId);
+    }
+
+    /**
+     * Applies one write message: field changes in order, the client clocks merged, text ops stored and
+     * relayed. The writer is subscribed, gets {@code ack(ackId)} once the write is durable, and then every
+     * subscriber (writer included) gets one {@code delta} per changed field.
+     *
+     * @param ackId the id to acknowledge, or null to send no ack
+     */
+    public void write(Peer writer, String documentId, List<FieldChange> changes, Map<String, Long> clientClock,
+                      List<ObjectNode> textOps, String ackId) throws StorageException, WriteFailed {
+        Document written = locked(documentId, doc -> {
+            doc.subscribers.add(writer);
+            writer.subscribed(documentId);
+            if (changes.isEmpty() && textOps.isEmpty()) {
+                // Only ops without server semantics (counters, sets): nothing to store, but the client
+                // still learns that the message was received.
+                sendAck(writer, ackId);
+                return null;
+            }
+            long now = System.currentTimeMillis();
+            Map<String, Long> clock = nextClock(doc.clock, clientClock);
+            List<StoredDelta> deltas = new ArrayList<>(changes.size());
+            long seq = doc.seq;
+            for (FieldChange change : changes) {
+                deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
+                        writer.id(), now));
+            }
+            TextState text = nextText(doc.text, textOps, writer.id());
+            DocumentWrite write = new DocumentWrite(documentId, List.copyOf(deltas), clock, text, now);
+            try {
+                storage.commit(write);
+            } catch (StorageException e) {
+                throw new WriteFailed(documentId, e);
+            }
+            for (StoredDelta d : deltas) {
+                if (d.isDelete()) {
+                    doc.fields.remove(d.field());
+                } else {
+                    doc.fields.put(d.field(), d.value());
+                }
+            }
+            doc.clock = clock;
+            doc.seq = seq;
+            if (text != null) {
+                doc.text = text;
+            }
+            doc.lastModified = now;
+            sendAck(writer, ackId);
+            for (StoredDelta d : deltas) {
+                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
+            }
+            if (!textOps.isEmpty()) {
+                relayText(doc, writer, textOps, text);
+            }
+            fanOut.publish(write);
+            return doc;
+        });
+        if (written != null) {
+            flush(written);
+        }
+    }
+
+    private static void sendAck(Peer writer, String ackId) {
+        if (ackId != null) {
+            writer.send(Outbound.ack(ackId));
+        }
+    }
+
+    /**
+     * The clock after a write: the client's clock merged in by per-key maximum, and the server key raised
+     * if the maximum would not otherwise grow. A strictly growing maximum is what lets SDK replicas, which
+     * order remote values by {@code max(clock)}, accept every authoritative broadcast.
+     */
+    static Map<String, Long> nextClock(Map<String, Long> current, Map<String, Long> client) {
+        Map<String, Long> next = new HashMap<>(current);
+        client.forEach((k, v) -> next.merge(k, v, Math::max));
+        long before = max(current);
+        if (max(next) <= before) {
+            next.put(SERVER_CLOCK_KEY, before + 1);
+        }
+        return Map.copyOf(next);
+    }
+
+    static long max(Map<String, Long> clock) {
+        long m = 0;
+        for (long v : clock.values()) {
+            m = Math.max(m, v);
+        }
+        return m;
+    }
+
+    /** Text CRDT states cannot be merged here (no Fugue port), so the newest state is kept. */
+    private static TextState nextText(TextState current, List<ObjectNode> textOps, String writer) {
+        TextState text = null;
+        long clock = current == null ? 0 : current.clock();
+        for (ObjectNode op : textOps) {
+            if (op.path("state").isTextual()) {
+                clock = Math.max(clock + 1, op.path("timestamp").asLong(0));
+                text = new TextState(op.get("state").textValue(), clock);
+            }
+        }
+        return text;
+    }
+
+    /** Text ops go out at once, unbatched, to every subscriber but the writer (§5.11). */
+    private static void relayText(Document doc, Peer writer, List<ObjectNode> textOps, TextState text) {
+        ObjectNode body = Json.object().put("documentId", doc.id);
+        ArrayNode deltas = body.putArray("deltas");
+        for (ObjectNode op : textOps) {
+            ObjectNode copy = op.deepCopy();
+            if (!copy.path("clientId").isTextual()) {
+                copy.put("clientId", writer.id());
+            }
+            deltas.add(copy);
+        }
+        body.put("isTextOperation", true);
+        Outbound relay = Outbound.of(MessageType.DELTA_BATCH, body);
+        for (Peer p : doc.subscribers) {
+            if (p != writer) {
+                p.send(relay);
+            }
+        }
+    }
+
+    /**
+     * Sends what is queued for the document, round after round, until nothing is left. A thread that has
+     * been flushing for longer than the batch delay hands the rest to a fresh virtual thread, so one busy
+     * document cannot keep a client's connection thread from reading its next message.
+     */
+    private void flush(Document doc) {
+        if (!doc.startFlush()) {
+            return;
+        }
+        flushRounds(doc);
+    }
+
+    private void flushRounds(Document doc) {
+        long started = System.nanoTime();
+        Map<String, Document.PendingField> batch;
+        while ((batch = doc.takePending()) != null) {
+            try {
+                broadcast(doc, batch);
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "broadcast of " + doc.id + " failed", e);
+            }
+            if (System.nanoTime() - started > flushHandOffNanos) {
+                Thread.ofVirtual().name("flush-" + doc.id).start(() -> flushRounds(doc));
+                return;
+            }
+        }
+    }
+
+    private static void broadcast(Document doc, Map<String, Document.PendingField> batch) {
+        if (doc.subscribers.isEmpty()) {
+            return;
+        }
+        Map<String, Long> clock = null;
+        for (Document.PendingField p : batch.values()) {
+            clock = p.clock(); // the last field queued carries the newest clock
+        }
+        ObjectNode clockNode = Outbound.clockNode(clock);
+        for (Map.Entry<String, Document.PendingField> e : batch.entrySet()) {
+            ObjectNode body = Json.object().put("documentId", doc.id).put("field", e.getKey());
+            body.set("value", e.getValue().value());
+            body.set("clock", clockNode);
+            body.put("clientId", "server");
+            Outbound message = Outbound.of(MessageType.DELTA, body);
+            for (Peer p : doc.subscribers) {
+                p.send(message);
+            }
+        }
+    }
+
+    /** Drops idle documents (no subscribers, nothing to flush) beyond the cache limit, least recently used first. */
+    public int evictIdle() {
+        int excess = cache.size() - maxCached;
+        if (excess <= 0) {
+            return 0;
+        }
+        List<Document> candidates = new ArrayList<>(cache.values());
+        candidates.sort(Comparator.comparingLong(d -> d.lastUsed));
+        int evicted = 0;
+        for (Document doc : candidates) {
+            if (evicted >= excess) {
+                break;
+            }
+            if (doc.lock.tryLock()) {
+                try {
+                    if (doc.idle()) {
+                        doc.evicted = true;
+                        cache.remove(doc.id, doc);
+                        evicted++;
+                    }
+                } finally {
+                    doc.lock.unlock();
+                }
+            }
+        }
+        return evicted;
+    }
+
+    /** Per-document figures for {@code /health}. */
+    public record Summary(String id, int subscribers, long lastModified) {}
+
+    public List<Summary> summaries() {
+        return cache.values().stream()
+                .map(d -> new Summary(d.id, d.subscribers.size(), d.lastModified))
+                .sorted(Comparator.comparing(Summary::id))
+                .toList();
+    }
+
+    /** The current subscribers of a document (empty if it is not cached). */
+    public java.util.Set<Peer> subscribers(String documentId) {
+        Document doc = cache.get(documentId);
+        return doc == null ? java.util.Set.of() : doc.subscribers;
+    }
+
+    public int cachedCount() {
+        return cache.size();
+    }
+}

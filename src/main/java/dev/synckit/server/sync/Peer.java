@@ -1,0 +1,16 @@
+package dev.synckit.server.sync;
+
+import dev.synckit.server.protocol.Outbound;
+
+/** A connected client as the sync core sees it. {@link #send} never blocks: it queues. */
+public interface Peer {
+    /** The connection id ({@code conn-N}), unique within this server process. */
+    String id();
+
+    void send(Outbound message);
+
+    /** Remembers a subscription so that it can be released when the peer goes away. */
+    void subscribed(String documentId);
+
+    void unsubscribed(String documentId);
+}

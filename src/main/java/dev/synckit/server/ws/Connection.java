@@ -1,0 +1,203 @@
+package dev.synckit.server.ws;
+
+import dev.synckit.server.protocol.Framing;
+import dev.synckit.server.protocol.Outbound;
+import dev.synckit.server.sync.Peer;
+import io.helidon.common.buffers.BufferData;
+import io.helidon.websocket.WsSession;
+
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * One WebSocket connection's transport: a bounded outbound queue drained by this connection's own
+ * virtual thread, so that broadcasting to a slow client never blocks the sender. A client whose queue
+ * grows past the byte limit is closed; it reconnects and resyncs from a fresh {@code sync_response}.
+ */
+final class Connection implements Peer {
+    private static final Logger LOG = Logger.getLogger(Connection.class.getName());
+    private static final long CLOSE_GRACE_MILLIS = 5000;
+
+    /** What the writer thread sends next. */
+    private sealed interface Item {
+        record Message(Outbound message, int bytes) implements Item {}
+
+        record Ping() implements Item {}
+
+        record Close(int code, String reason) implements Item {}
+    }
+
+    private final String id;
+    private final String ip;
+    private final WsSession session;
+    private final long queueLimitBytes;
+    private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
+    private final AtomicLong queuedBytes = new AtomicLong();
+    private final AtomicBoolean closing = new AtomicBoolean();
+    private final Set<String> documents = ConcurrentHashMap.newKeySet();
+    private volatile Framing framing = Framing.BINARY;
+    private volatile boolean alive = true;
+    private volatile boolean open = true;
+    private volatile String userId;
+
+    Connection(String id, String ip, WsSession session, long queueLimitBytes) {
+        this.id = id;
+        this.ip = ip;
+        this.session = session;
+        this.queueLimitBytes = queueLimitBytes;
+        Thread.ofVirtual().name("ws-writer-" + id).start(this::drain);
+    }
+
+    @Override
+    public String id() {
+        return id;
+    }
+
+    String ip() {
+        return ip;
+    }
+
+    String userId() {
+        return userId;
+    }
+
+    void userId(String userId) {
+        this.userId = userId;
+    }
+
+    /** Replies follow the framing of the client's first message (§2.3). */
+    void framing(Framing framing) {
+        this.framing = framing;
+    }
+
+    @Override
+    public void send(Outbound message) {
+        if (closing.get()) {
+            return;
+        }
+        int bytes = message.size(framing);
+        if (queuedBytes.addAndGet(bytes) > queueLimitBytes) {
+            queuedBytes.addAndGet(-bytes);
+            LOG.warning(() -> id + " (" + ip + ") fell " + queueLimitBytes + " bytes behind; closing it");
+            close(1008, "Client too slow");
+            return;
+        }
+        queue.add(new Item.Message(message, bytes));
+    }
+
+    void ping() {
+        if (!closing.get()) {
+            queue.add(new Item.Ping());
+        }
+    }
+
+    /** Sends a close frame after anything already queued is dropped; forces the socket shut if that stalls. */
+    void close(int code, String reason) {
+        if (!closing.compareAndSet(false, true)) {
+            return;
+        }
+        queue.clear();
+        queuedBytes.set(0);
+        queue.add(new Item.Close(code, reason));
+        Thread.ofVirtual().start(() -> {
+            try {
+                Thread.sleep(CLOSE_GRACE_MILLIS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (open) {
+                terminate();
+            }
+        });
+    }
+
+    /** Drops the TCP connection without a close frame (what a dead peer gets). */
+    void terminate() {
+        closing.set(true);
+        open = false;
+        try {
+            session.terminate();
+        } catch (RuntimeException e) {
+            LOG.log(Level.FINE, "terminate " + id, e);
+        }
+        queue.add(new Item.Close(0, null)); // wakes the writer so it can exit
+    }
+
+    /** Called once the socket is gone. */
+    void closed() {
+        open = false;
+        closing.set(true);
+        queue.clear();
+        queue.add(new Item.Close(0, null));
+    }
+
+    boolean isClosing() {
+        return closing.get();
+    }
+
+    /** Heartbeat bookkeeping: any inbound frame proves the peer is alive. */
+    void markAlive() {
+        alive = true;
+    }
+
+    /** Returns whether the peer answered since the last call, and starts a new round. */
+    boolean checkAlive() {
+        boolean was = alive;
+        alive = false;
+        return was;
+    }
+
+    @Override
+    public void subscribed(String documentId) {
+        documents.add(documentId);
+    }
+
+    @Override
+    public void unsubscribed(String documentId) {
+        documents.remove(documentId);
+    }
+
+    Set<String> documents() {
+        return documents;
+    }
+
+    private void drain() {
+        try {
+            while (true) {
+                Item item = queue.take();
+                switch (item) {
+                    case Item.Message m -> {
+                        queuedBytes.addAndGet(-m.bytes());
+                        if (framing == Framing.BINARY) {
+                            session.send(BufferData.create(m.message().binary()), true);
+                        } else {
+                            session.send(m.message().json(), true);
+                        }
+                    }
+                    case Item.Ping p -> session.ping(BufferData.empty());
+                    case Item.Close c -> {
+                        if (c.code() != 0 && open) {
+                            session.close(c.code(), c.reason());
+                        }
+                        return;
+                    }
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            // The socket went away under us; the listener's onClose/onError does the cleanup.
+            LOG.log(Level.FINE, "writer of " + id + " stopped", e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return id;
+    }
+}
