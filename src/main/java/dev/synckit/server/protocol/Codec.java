@@ -49,9 +49,12 @@ public final class Codec {
         return new Decoded(build(type, parseObject(bytes, HEADER_BYTES, (int) length)), Framing.BINARY);
     }
 
-    /** Whether a message starting with this byte is JSON text rather than a binary header. */
+    /**
+     * Whether a message starting with this byte is JSON text rather than a binary header. Whitespace is not
+     * taken as JSON (C# does): 0x20 is the code of {@code delta}.
+     */
     public static boolean isJsonStart(byte first) {
-        return first == '{' || first == '[' || first == ' ' || first == '\t' || first == '\n' || first == '\r';
+        return first == '{' || first == '[';
     }
 
     private static ObjectNode parseObject(byte[] bytes, int offset, int length) throws ProtocolException {
