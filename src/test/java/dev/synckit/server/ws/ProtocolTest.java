@@ -139,4 +139,94 @@ class ProtocolTest {
             assertTrue(state.get("kept").asBoolean());
         }
     }
+
+    @Test
+    void deltaShapeBAndMessageIdAreHonoured() {
+        String id = doc("doc");
+        try (WsClient c = client(true)) {
+            ObjectNode delta = Json.object().put("id", "x1").put("messageId", "m-77").put("documentId", id)
+                    .put("field", "title").put("value", "Draft 3");
+            delta.putObject("clock").put("client-q", 4);
+            c.send(MessageType.DELTA, delta);
+            assertEquals("m-77", c.await("ack").text("messageId"));
+            WsClient.Received d = c.await("delta");
+            assertEquals("Draft 3", d.text("value"));
+            assertEquals(4, d.payload().get("clock").get("client-q").asLong());
+        }
+    }
+
+    @Test
+    void textStateIsRelayedToOthersAndReturnedOnSubscribe() {
+        String id = doc("text");
+        try (WsClient writer = client(true); WsClient peer = client(true)) {
+            peer.send(MessageType.SUBSCRIBE, Json.object().put("documentId", id));
+            peer.await("sync_response");
+            ObjectNode op = Json.object().put("type", "text-state").put("state", "{\"fugue\":1}")
+                    .put("documentId", id).put("clientId", "client-w").put("timestamp", 1700000000190L);
+            ObjectNode batch = Json.object().put("documentId", id).put("messageId", "t1");
+            batch.putArray("deltas").add(op);
+            writer.send(MessageType.DELTA_BATCH, batch);
+            writer.await("ack");
+            WsClient.Received relay = peer.await("delta_batch");
+            assertTrue(relay.payload().get("isTextOperation").asBoolean());
+            assertEquals("{\"fugue\":1}", relay.payload().get("deltas").get(0).get("state").asText());
+            writer.expectNone("delta_batch", Duration.ofMillis(200)); // not echoed to the writer
+
+            try (WsClient late = client(true)) {
+                late.send(MessageType.SUBSCRIBE, Json.object().put("documentId", id));
+                WsClient.Received r = late.await("sync_response");
+                assertEquals("{\"fugue\":1}", r.text("textState"));
+                assertTrue(r.payload().get("textClock").asLong() >= 1700000000190L);
+            }
+        }
+    }
+
+    @Test
+    void jsonClientsMayUseNestedPayloadAndConnect() {
+        String id = doc("doc");
+        try (WsClient c = client(false)) {
+            c.sendText("{\"type\":\"connect\",\"id\":\"c1\",\"timestamp\":1,\"clientId\":\"x\",\"version\":\"0.3.0\"}");
+            c.sendText("{\"type\":\"subscribe\",\"timestamp\":1,\"payload\":{\"documentId\":\"" + id + "\"}}");
+            WsClient.Received r = c.await("sync_response");
+            assertEquals(id, r.text("documentId"));
+            assertEquals("sync_response", r.text("type"));
+            c.expectNone("error", Duration.ofMillis(200));
+        }
+    }
+
+    @Test
+    void syncStep1AndClientAcksAreAccepted() {
+        String id = doc("doc");
+        try (WsClient c = client(true)) {
+            c.send(MessageType.ACK, Json.object().put("messageId", "whatever"));
+            c.send(MessageType.SYNC_STEP1, Json.object().put("documentId", id).set("stateVector", Json.object()));
+            WsClient.Received step2 = c.await("sync_step2");
+            assertEquals(id, step2.text("documentId"));
+            assertEquals(0, step2.payload().get("operations").size());
+            c.expectNone("error", Duration.ofMillis(200));
+        }
+    }
+
+    @Test
+    void healthReportsRealCounts() throws Exception {
+        String id = doc("health");
+        try (WsClient c = client(true); var http = java.net.http.HttpClient.newHttpClient()) {
+            c.send(MessageType.SUBSCRIBE, Json.object().put("documentId", id));
+            c.await("sync_response");
+            var res = http.send(java.net.http.HttpRequest.newBuilder(server.httpUri("/health")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, res.statusCode());
+            var body = Json.MAPPER.readTree(res.body());
+            assertEquals("healthy", body.get("status").asText());
+            assertTrue(body.get("connections").get("totalConnections").asInt() >= 1);
+            boolean listed = false;
+            for (var d : body.get("documents").get("documents")) {
+                if (d.get("id").asText().equals(id)) {
+                    listed = true;
+                    assertEquals(1, d.get("subscribers").asInt());
+                }
+            }
+            assertTrue(listed, "subscribed document missing from /health");
+        }
+    }
 }
