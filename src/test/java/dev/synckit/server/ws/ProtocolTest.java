@@ -229,4 +229,12 @@ class ProtocolTest {
             assertTrue(listed, "subscribed document missing from /health");
         }
     }
+
+    @Test
+    void rootPathAcceptsWebSocketsToo() {
+        try (WsClient c = WsClient.binary(URI.create("ws://127.0.0.1:" + server.port() + "/"))) {
+            c.send(MessageType.PING, Json.object());
+            c.await("pong");
+        }
+    }
 }
