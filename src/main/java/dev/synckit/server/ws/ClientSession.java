@@ -286,21 +286,18 @@ final class ClientSession implements WsListener {
     }
 
     private boolean mayRead(String documentId) {
-        if (!authenticated()) {
-            return false;
-        }
-        if (!principal.permissions().mayRead(documentId)) {
-            connection.send(Outbound.error("Permission denied", "documentId", documentId));
-            return false;
-        }
-        return true;
+        return permitted(documentId, principal -> principal.permissions().mayRead(documentId));
     }
 
     private boolean mayWrite(String documentId) {
+        return permitted(documentId, principal -> principal.permissions().mayWrite(documentId));
+    }
+
+    private boolean permitted(String documentId, java.util.function.Predicate<Principal> check) {
         if (!authenticated()) {
             return false;
         }
-        if (!principal.permissions().mayWrite(documentId)) {
+        if (!check.test(principal)) {
             connection.send(Outbound.error("Permission denied", "documentId", documentId));
             return false;
         }
