@@ -44,6 +44,9 @@ public final class SyncServer implements AutoCloseable {
     /** Adds the WebSocket endpoints and HTTP routes to a server under construction. */
     static SyncServer setup(WebServerConfig.Builder server, Settings settings) {
         Clock clock = Clock.systemUTC();
+        if (settings.storage().postgres()) {
+            throw new dev.synckit.server.config.ConfigException("PostgreSQL storage is not wired in yet; unset DATABASE_URL");
+        }
         StorageAdapter storage = new MemoryStorage(MEMORY_DELTAS_PER_DOCUMENT);
         FanOut fanOut = new LocalFanOut();
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),

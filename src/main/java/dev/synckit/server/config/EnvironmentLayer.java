@@ -37,6 +37,11 @@ final class EnvironmentLayer {
                 keys.put(name.replace("_dash_", "-").replace('_', '.').toLowerCase(Locale.ROOT), value);
             }
         });
+        // The C# server's connection string; DATABASE_URL wins when both are set.
+        String csharp = env.get("ConnectionStrings__synckit");
+        if (csharp != null && !env.containsKey("DATABASE_URL")) {
+            keys.put("synckit.storage.url", csharp);
+        }
         // Upstream names win over the generic mapping of the same variable.
         UPSTREAM_NAMES.forEach((name, key) -> {
             String value = env.get(name);

@@ -30,7 +30,17 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
 
     public record Sync(Duration batchDelay, Duration awarenessTimeout, int maxCachedDocuments) {}
 
-    public record Storage(String type, String url) {}
+    /**
+     * {@code type} is memory or postgres; {@code url} may be any form {@link dev.synckit.server.storage.DatabaseUrl}
+     * accepts. Retention ages of zero disable that part of the cleanup.
+     */
+    public record Storage(String type, String url, String user, String password, int poolSize,
+                          Duration connectTimeout, boolean migrateOnStart, Duration cleanupInterval,
+                          Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention) {
+        public boolean postgres() {
+            return type.equals("postgres");
+        }
+    }
 
     public record Redis(String url) {}
 
@@ -49,10 +59,26 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms")),
                 new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
                         integer(s, "sync.max-cached-documents")),
-                new Storage(string(s, "storage.type").toLowerCase(Locale.ROOT), string(s, "storage.url")),
+                storage(s),
                 new Redis(string(s, "redis.url")));
         settings.validate();
         return settings;
+    }
+
+    /** Type "auto" (the default) means PostgreSQL when a URL is set, memory otherwise. */
+    private static Storage storage(Config s) {
+        String url = string(s, "storage.url");
+        String type = string(s, "storage.type").toLowerCase(Locale.ROOT);
+        if (type.equals("auto")) {
+            type = url.isEmpty() ? "memory" : "postgres";
+        } else if (type.equals("postgresql")) {
+            type = "postgres";
+        }
+        return new Storage(type, url, string(s, "storage.user"), string(s, "storage.password"),
+                integer(s, "storage.pool-size"), duration(s, "storage.connect-timeout-ms", "ms"),
+                bool(s, "storage.migrate-on-start"), duration(s, "storage.cleanup.interval-ms", "ms"),
+                duration(s, "storage.cleanup.delta-retention", "s"), integer(s, "storage.cleanup.keep-deltas-per-document"),
+                duration(s, "storage.cleanup.session-retention", "s"));
     }
 
     private void validate() {
@@ -94,14 +120,24 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         switch (storage.type) {
             case "memory" -> {
             }
-            case "postgres", "postgresql" -> throw new ConfigException("synckit.storage.type is '" + storage.type
-                    + "', but this build has only the in-memory store; set synckit.storage.type to memory");
+            case "postgres" -> {
+                if (storage.url.isEmpty()) {
+                    throw new ConfigException("synckit.storage.type is postgres but synckit.storage.url (DATABASE_URL) is empty;"
+                            + " set it to postgresql://user:pass@host:5432/db");
+                }
+                try {
+                    dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password);
+                } catch (IllegalArgumentException e) {
+                    throw new ConfigException("synckit.storage.url (DATABASE_URL) is " + e.getMessage());
+                }
+                positive("synckit.storage.pool-size", storage.poolSize);
+            }
             default -> throw new ConfigException("synckit.storage.type is '" + storage.type
-                    + "'; use memory");
+                    + "'; use auto, memory or postgres");
         }
-        if (!storage.url.isEmpty()) {
-            throw new ConfigException("synckit.storage.url (DATABASE_URL) is set, but this build has only the in-memory"
-                    + " store and would not persist anything; unset DATABASE_URL");
+        if (storage.type.equals("memory") && !storage.url.isEmpty()) {
+            throw new ConfigException("synckit.storage.type is memory but synckit.storage.url (DATABASE_URL) is set;"
+                    + " unset the URL or set the type to auto or postgres");
         }
     }
 
@@ -123,7 +159,9 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " batchDelay=" + sync.batchDelay.toMillis() + "ms"
                 + " awarenessTimeout=" + sync.awarenessTimeout.toMillis() + "ms"
                 + " maxCachedDocuments=" + sync.maxCachedDocuments
-                + " storage=" + storage.type;
+                + " storage=" + storage.type + (storage.postgres()
+                ? " db=" + dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
+                + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart : "");
     }
 
     private static Config node(Config c, String key) {

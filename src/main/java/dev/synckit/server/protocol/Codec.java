@@ -134,7 +134,7 @@ public final class Codec {
         }
         JsonNode clock = body.has("vectorClock") ? body.get("vectorClock") : body.get("clock");
         return new Message.Delta(id, documentId, List.copyOf(changes), clock(clock, "vectorClock"),
-                optionalString(body, "messageId"));
+                optionalString(body, "clientId"), optionalString(body, "messageId"));
     }
 
     private static Message deltaBatch(String id, ObjectNode body) throws ProtocolException {
@@ -144,13 +144,17 @@ public final class Codec {
             throw new ProtocolException("Invalid delta batch: missing or empty deltas array", "INVALID_MESSAGE");
         }
         List<Message.Operation> operations = new ArrayList<>(deltas.size());
+        String clientId = null;
         for (JsonNode op : deltas) {
             if (!op.isObject()) {
                 throw new ProtocolException("Invalid delta batch: every delta must be an object", "INVALID_MESSAGE");
             }
             operations.add(operation((ObjectNode) op));
+            if (clientId == null && op.get("clientId") instanceof JsonNode c && c.isTextual()) {
+                clientId = c.textValue();
+            }
         }
-        return new Message.DeltaBatch(id, documentId, List.copyOf(operations), optionalString(body, "messageId"));
+        return new Message.DeltaBatch(id, documentId, List.copyOf(operations), clientId, optionalString(body, "messageId"));
     }
 
     private static Message.Operation operation(ObjectNode op) throws ProtocolException {

@@ -24,10 +24,12 @@ public sealed interface Message {
     record SyncStep1(String id, String documentId) implements Message {}
 
     /** Both inbound {@code delta} shapes (§5.8) normalised to field changes in message order. */
+    /** {@code clientId} is the writer's stable client id when it sent one (for retry de-duplication). */
     record Delta(String id, String documentId, List<FieldChange> changes, Map<String, Long> clock,
-                 String messageId) implements Message {}
+                 String clientId, String messageId) implements Message {}
 
-    record DeltaBatch(String id, String documentId, List<Operation> operations, String messageId)
+    /** {@code clientId} is the first client id found on an operation (the SDK puts its id on every op). */
+    record DeltaBatch(String id, String documentId, List<Operation> operations, String clientId, String messageId)
             implements Message {}
 
     record DeltaBatchChunk(String id, String chunkId, int totalChunks, int chunkIndex, byte[] data)

@@ -4,14 +4,20 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * One applied write message. {@code deltas} hold consecutive sequence numbers following the document's
- * previous {@code seq}; {@code clock} is the whole new document clock; {@code text} is null when the write
- * did not touch the text state.
+ * One applied write message. {@code baseSeq} is the document sequence the write was computed from; the
+ * store refuses it if the stored document has moved on (another instance wrote). {@code deltas} hold
+ * consecutive sequence numbers after it; {@code clock} is the whole new document clock; {@code text} is
+ * null when the write did not touch the text state. When both {@code clientId} and {@code messageId} are
+ * set, the store applies a given pair at most once per document.
  */
-public record DocumentWrite(String documentId, List<StoredDelta> deltas, Map<String, Long> clock, TextState text,
-                            long timestamp) {
+public record DocumentWrite(String documentId, long baseSeq, List<StoredDelta> deltas, Map<String, Long> clock,
+                            TextState text, long timestamp, String clientId, String messageId) {
     /** The sequence number of the document after this write. */
-    public long lastSeq(long previous) {
-        return deltas.isEmpty() ? previous : deltas.getLast().seq();
+    public long lastSeq() {
+        return deltas.isEmpty() ? baseSeq : deltas.getLast().seq();
+    }
+
+    public boolean deduplicated() {
+        return clientId != null && messageId != null;
     }
 }

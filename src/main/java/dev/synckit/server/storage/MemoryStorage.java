@@ -4,20 +4,23 @@ import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.Deque;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.SequencedSet;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The embedded store used when no database is configured: everything lives in this process and is gone
- * when it stops. Keeps the newest {@code deltasPerDocument} deltas of each document for catch-up.
+ * when it stops. Keeps the newest {@code deltasPerDocument} deltas and applied message ids per document.
  */
 public final class MemoryStorage implements StorageAdapter {
-    private record Entry(StoredDocument document, Deque<StoredDelta> deltas) {}
+    private record Entry(StoredDocument document, Deque<StoredDelta> deltas, SequencedSet<String> applied) {}
 
     private final ConcurrentHashMap<String, Entry> documents = new ConcurrentHashMap<>();
     private final int deltasPerDocument;
@@ -32,8 +35,25 @@ public final class MemoryStorage implements StorageAdapter {
     }
 
     @Override
-    public void commit(DocumentWrite write) {
+    public long currentSeq(String documentId) {
+        Entry e = documents.get(documentId);
+        return e == null ? 0 : e.document().seq();
+    }
+
+    @Override
+    public CommitResult commit(DocumentWrite write) {
+        CommitResult[] result = {CommitResult.APPLIED};
         documents.compute(write.documentId(), (id, old) -> {
+            long storedSeq = old == null ? 0 : old.document().seq();
+            String key = write.deduplicated() ? write.clientId() + "\u0000" + write.messageId() : null;
+            if (key != null && old != null && old.applied().contains(key)) {
+                result[0] = CommitResult.DUPLICATE;
+                return old;
+            }
+            if (storedSeq != write.baseSeq()) {
+                result[0] = new CommitResult.Stale(old == null ? StoredDocument.empty(id) : old.document());
+                return old;
+            }
             Map<String, JsonNode> fields = new LinkedHashMap<>(old == null ? Map.of() : old.document().fields());
             for (StoredDelta d : write.deltas()) {
                 if (d.isDelete()) {
@@ -42,18 +62,26 @@ public final class MemoryStorage implements StorageAdapter {
                     fields.put(d.field(), d.value());
                 }
             }
-            long previousSeq = old == null ? 0 : old.document().seq();
             TextState text = write.text() != null ? write.text() : old == null ? null : old.document().text();
             Deque<StoredDelta> deltas = old == null ? new ArrayDeque<>() : old.deltas();
-            synchronized (deltas) { // compute() already serialises per key; this guards readers in deltasSince
+            SequencedSet<String> applied = old == null ? new LinkedHashSet<>() : old.applied();
+            // compute() serialises writers per key; readers of the deque lock it (deltasSince).
+            synchronized (deltas) {
                 deltas.addAll(write.deltas());
                 while (deltas.size() > deltasPerDocument) {
                     deltas.removeFirst();
                 }
             }
-            return new Entry(new StoredDocument(id, java.util.Collections.unmodifiableMap(fields), Map.copyOf(write.clock()),
-                    write.lastSeq(previousSeq), text, write.timestamp()), deltas);
+            if (key != null) {
+                applied.add(key);
+                while (applied.size() > deltasPerDocument) {
+                    applied.removeFirst();
+                }
+            }
+            return new Entry(new StoredDocument(id, Collections.unmodifiableMap(fields), Map.copyOf(write.clock()),
+                    write.lastSeq(), text, write.timestamp()), deltas, applied);
         });
+        return result[0];
     }
 
     @Override

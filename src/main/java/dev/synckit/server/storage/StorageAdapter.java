@@ -15,10 +15,14 @@ public interface StorageAdapter extends AutoCloseable {
     Optional<StoredDocument> load(String documentId) throws StorageException;
 
     /**
-     * Commits one write: the new field values, the document clock, the text state if any, and one delta
-     * row per field change. Either all of it is stored or, on an exception, none of it.
+     * Commits one write: the new field values, the document clock, the text state if any, one delta row
+     * per field change and the client message id. Either all of it is stored or none of it (on an
+     * exception, a duplicate, or a stale base sequence).
      */
-    void commit(DocumentWrite write) throws StorageException;
+    CommitResult commit(DocumentWrite write) throws StorageException;
+
+    /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
+    long currentSeq(String documentId) throws StorageException;
 
     /** Deltas of a document with a sequence number above {@code afterSeq}, oldest first, at most {@code limit}. */
     List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException;

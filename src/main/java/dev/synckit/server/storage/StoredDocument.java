@@ -11,4 +11,7 @@ import java.util.Map;
  */
 public record StoredDocument(String id, Map<String, JsonNode> fields, Map<String, Long> clock, long seq,
                              TextState text, long updatedAt) {
+    public static StoredDocument empty(String id) {
+        return new StoredDocument(id, Map.of(), Map.of(), 0, null, 0);
+    }
 }

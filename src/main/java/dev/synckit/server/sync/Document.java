@@ -40,16 +40,33 @@ final class Document {
 
     Document(String id, StoredDocument stored) {
         this.id = id;
-        if (stored == null) {
-            this.fields = new LinkedHashMap<>();
-            this.clock = Map.of();
-        } else {
-            this.fields = new LinkedHashMap<>(stored.fields());
-            this.clock = Map.copyOf(stored.clock());
-            this.seq = stored.seq();
-            this.text = stored.text();
-            this.lastModified = stored.updatedAt();
+        reset(stored == null ? StoredDocument.empty(id) : stored);
+    }
+
+    /**
+     * Replaces the cached state with what storage holds (another instance wrote). Returns the fields whose
+     * value changed, with their new value or null if deleted, so local subscribers can be told.
+     */
+    Map<String, JsonNode> reset(StoredDocument stored) {
+        Map<String, JsonNode> changed = new LinkedHashMap<>();
+        if (fields != null) {
+            stored.fields().forEach((k, v) -> {
+                if (!v.equals(fields.get(k))) {
+                    changed.put(k, v);
+                }
+            });
+            fields.keySet().forEach(k -> {
+                if (!stored.fields().containsKey(k)) {
+                    changed.put(k, null);
+                }
+            });
         }
+        this.fields = new LinkedHashMap<>(stored.fields());
+        this.clock = Map.copyOf(stored.clock());
+        this.seq = stored.seq();
+        this.text = stored.text();
+        this.lastModified = stored.updatedAt();
+        return changed;
     }
 
     /** Queues a field for broadcast; a later value of the same field replaces one not yet sent. */

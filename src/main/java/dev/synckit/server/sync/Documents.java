@@ -8,7 +8,9 @@ import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.pubsub.FanOut;
+import dev.synckit.server.storage.CommitResult;
 import dev.synckit.server.storage.DocumentWrite;
+import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StoredDelta;
@@ -38,6 +40,7 @@ public final class Documents {
     private static final Logger LOG = Logger.getLogger(Documents.class.getName());
     /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
     static final String SERVER_CLOCK_KEY = "server";
+    private static final int MAX_STALE_RETRIES = 16;
     private static final JsonNode TOMBSTONE = Json.object().put("__deleted", true);
 
     private final StorageAdapter storage;
@@ -102,12 +105,17 @@ public final class Documents {
      */
     public void subscribe(Peer peer, String documentId, String requestId) throws StorageException {
         try {
-            locked(documentId, doc -> {
+            Document fresh = locked(documentId, doc -> {
+                // Another instance may have written since we cached it; one cheap query tells.
+                if (storage.currentSeq(documentId) != doc.seq) {
+                    refreshed(doc, storage.load(documentId).orElse(StoredDocument.empty(documentId)));
+                }
                 doc.subscribers.add(peer);
                 peer.subscribed(documentId);
                 peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
-                return null;
+                return doc;
             });
+            flush(fresh);
         } catch (WriteFailed e) {
             throw new IllegalStateException(e); // a read never raises WriteFailed
         }
@@ -142,7 +150,7 @@ public final class Documents {
      * @param ackId the id to acknowledge, or null to send no ack
      */
     public void write(Peer writer, String documentId, List<FieldChange> changes, Map<String, Long> clientClock,
-                      List<ObjectNode> textOps, String ackId) throws StorageException, WriteFailed {
+                      List<ObjectNode> textOps, String clientId, String ackId) throws StorageException, WriteFailed {
         Document written = locked(documentId, doc -> {
             doc.subscribers.add(writer);
             writer.subscribed(documentId);
@@ -152,47 +160,73 @@ public final class Documents {
                 sendAck(writer, ackId);
                 return null;
             }
-            long now = System.currentTimeMillis();
-            Map<String, Long> clock = nextClock(doc.clock, clientClock);
-            List<StoredDelta> deltas = new ArrayList<>(changes.size());
-            long seq = doc.seq;
-            for (FieldChange change : changes) {
-                deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
-                        writer.id(), now));
-            }
-            TextState text = nextText(doc.text, textOps, writer.id());
-            DocumentWrite write = new DocumentWrite(documentId, List.copyOf(deltas), clock, text, now);
-            try {
-                storage.commit(write);
-            } catch (StorageException e) {
-                throw new WriteFailed(documentId, e);
-            }
-            for (StoredDelta d : deltas) {
-                if (d.isDelete()) {
-                    doc.fields.remove(d.field());
-                } else {
-                    doc.fields.put(d.field(), d.value());
+            for (int attempt = 0; ; attempt++) {
+                long now = System.currentTimeMillis();
+                Map<String, Long> clock = nextClock(doc.clock, clientClock);
+                List<StoredDelta> deltas = new ArrayList<>(changes.size());
+                long seq = doc.seq;
+                for (FieldChange change : changes) {
+                    deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
+                            writer.id(), now));
                 }
+                TextState text = nextText(doc.text, textOps);
+                DocumentWrite write = new DocumentWrite(documentId, doc.seq, List.copyOf(deltas), clock, text, now,
+                        clientId, ackId);
+                CommitResult result;
+                try {
+                    result = storage.commit(write);
+                } catch (StorageException e) {
+                    throw new WriteFailed(documentId, e);
+                }
+                switch (result) {
+                    case CommitResult.Duplicate d -> {
+                        sendAck(writer, ackId); // a retry of something already durable
+                        return null;
+                    }
+                    case CommitResult.Stale stale -> {
+                        if (attempt >= MAX_STALE_RETRIES) {
+                            throw new WriteFailed(documentId, new StorageException("document kept changing under "
+                                    + MAX_STALE_RETRIES + " attempts", null));
+                        }
+                        refreshed(doc, stale.current());
+                        continue;
+                    }
+                    case CommitResult.Applied a -> {
+                    }
+                }
+                for (StoredDelta d : deltas) {
+                    if (d.isDelete()) {
+                        doc.fields.remove(d.field());
+                    } else {
+                        doc.fields.put(d.field(), d.value());
+                    }
+                }
+                doc.clock = clock;
+                doc.seq = seq;
+                if (text != null) {
+                    doc.text = text;
+                }
+                doc.lastModified = now;
+                sendAck(writer, ackId);
+                for (StoredDelta d : deltas) {
+                    doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
+                }
+                if (!textOps.isEmpty()) {
+                    relayText(doc, writer, textOps);
+                }
+                fanOut.publish(write);
+                return doc;
             }
-            doc.clock = clock;
-            doc.seq = seq;
-            if (text != null) {
-                doc.text = text;
-            }
-            doc.lastModified = now;
-            sendAck(writer, ackId);
-            for (StoredDelta d : deltas) {
-                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
-            }
-            if (!textOps.isEmpty()) {
-                relayText(doc, writer, textOps, text);
-            }
-            fanOut.publish(write);
-            return doc;
         });
         if (written != null) {
             flush(written);
         }
+    }
+
+    /** Takes another instance's writes into the cache and queues what changed for local subscribers. */
+    private static void refreshed(Document doc, StoredDocument current) {
+        doc.reset(current).forEach((field, value) ->
+                doc.queue(field, new Document.PendingField(value == null ? TOMBSTONE : value, doc.clock)));
     }
 
     private static void sendAck(Peer writer, String ackId) {
@@ -225,7 +259,7 @@ public final class Documents {
     }
 
     /** Text CRDT states cannot be merged here (no Fugue port), so the newest state is kept. */
-    private static TextState nextText(TextState current, List<ObjectNode> textOps, String writer) {
+    private static TextState nextText(TextState current, List<ObjectNode> textOps) {
         TextState text = null;
         long clock = current == null ? 0 : current.clock();
         for (ObjectNode op : textOps) {
@@ -238,7 +272,7 @@ public final class Documents {
     }
 
     /** Text ops go out at once, unbatched, to every subscriber but the writer (§5.11). */
-    private static void relayText(Document doc, Peer writer, List<ObjectNode> textOps, TextState text) {
+    private static void relayText(Document doc, Peer writer, List<ObjectNode> textOps) {
         ObjectNode body = Json.object().put("documentId", doc.id);
         ArrayNode deltas = body.putArray("deltas");
         for (ObjectNode op : textOps) {

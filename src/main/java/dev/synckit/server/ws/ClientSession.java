@@ -225,8 +225,8 @@ final class ClientSession implements WsListener {
             case Message.Unsubscribe u -> gateway.documents().unsubscribe(connection, u.documentId());
             case Message.Delta d -> {
                 if (mayWrite(d.documentId())) {
-                    write(d.documentId(), d.changes(), d.clock(), List.of(), d.messageId() != null ? d.messageId() : d.id(),
-                            "Delta application failed");
+                    write(d.documentId(), d.changes(), d.clock(), List.of(), d.clientId(),
+                            d.messageId() != null ? d.messageId() : d.id(), "Delta application failed");
                 }
             }
             case Message.DeltaBatch b -> {
@@ -329,14 +329,14 @@ final class ClientSession implements WsListener {
                 }
             }
         }
-        write(batch.documentId(), changes, clock, text, batch.messageId() != null ? batch.messageId() : batch.id(),
-                "Delta batch application failed");
+        write(batch.documentId(), changes, clock, text, batch.clientId(),
+                batch.messageId() != null ? batch.messageId() : batch.id(), "Delta batch application failed");
     }
 
     private void write(String documentId, List<Message.FieldChange> changes, Map<String, Long> clock,
-                       List<ObjectNode> text, String ackId, String failure) {
+                       List<ObjectNode> text, String clientId, String ackId, String failure) {
         try {
-            gateway.documents().write(connection, documentId, changes, clock, text, ackId);
+            gateway.documents().write(connection, documentId, changes, clock, text, clientId, ackId);
         } catch (Documents.WriteFailed | StorageException e) {
             LOG.log(Level.WARNING, connection.id() + ": write to " + documentId + " failed, not acknowledged", e);
             connection.send(Outbound.error(failure, "documentId", documentId));

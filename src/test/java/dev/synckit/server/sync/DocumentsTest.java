@@ -5,6 +5,7 @@ import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.pubsub.LocalFanOut;
+import dev.synckit.server.storage.CommitResult;
 import dev.synckit.server.storage.DocumentSummary;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.MemoryStorage;
@@ -71,11 +72,16 @@ class DocumentsTest {
         }
 
         @Override
-        public void commit(DocumentWrite write) throws StorageException {
+        public CommitResult commit(DocumentWrite write) throws StorageException {
             if (failing) {
                 throw new StorageException("database unreachable", null);
             }
-            inner.commit(write);
+            return inner.commit(write);
+        }
+
+        @Override
+        public long currentSeq(String documentId) {
+            return inner.currentSeq(documentId);
         }
 
         @Override
@@ -133,13 +139,13 @@ class DocumentsTest {
         FlakyStorage storage = new FlakyStorage();
         Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
-        documents.write(writer, "d", set("title", "kept"), Map.of(), List.of(), "m1");
+        documents.write(writer, "d", set("title", "kept"), Map.of(), List.of(), null, "m1");
         assertEquals(List.of("ack", "delta"), writer.types());
 
         storage.failing = true;
         writer.sent.clear();
         assertThrows(Documents.WriteFailed.class,
-                () -> documents.write(writer, "d", set("title", "lost"), Map.of(), List.of(), "m2"));
+                () -> documents.write(writer, "d", set("title", "lost"), Map.of(), List.of(), null, "m2"));
         assertEquals(List.of(), writer.types(), "a failed write must be neither acknowledged nor broadcast");
 
         storage.failing = false;
@@ -155,9 +161,9 @@ class DocumentsTest {
         Documents documents = new Documents(new MemoryStorage(100), new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer a = new RecordingPeer("conn-1");
         RecordingPeer b = new RecordingPeer("conn-2");
-        documents.write(a, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), "1");
-        documents.write(b, "d", set("f", "from-b"), Map.of(), List.of(), "2");
-        documents.write(b, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), "3");
+        documents.write(a, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1");
+        documents.write(b, "d", set("f", "from-b"), Map.of(), List.of(), null, "2");
+        documents.write(b, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), null, "3");
 
         RecordingPeer reader = new RecordingPeer("conn-3");
         documents.subscribe(reader, "d", "r");
@@ -180,7 +186,7 @@ class DocumentsTest {
         Documents documents = new Documents(storage, new LocalFanOut(), 2, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
         for (int i = 0; i < 5; i++) {
-            documents.write(writer, "d" + i, set("v", i), Map.of(), List.of(), null);
+            documents.write(writer, "d" + i, set("v", i), Map.of(), List.of(), null, null);
             documents.unsubscribe(writer, "d" + i);
         }
         assertEquals(3, documents.evictIdle());
@@ -188,5 +194,40 @@ class DocumentsTest {
         RecordingPeer reader = new RecordingPeer("conn-2");
         documents.subscribe(reader, "d0", "r");
         assertEquals(0, reader.sent.getFirst().body().get("state").get("v").asInt());
+    }
+
+    @Test
+    void aRetriedMessageIsAcknowledgedAgainButAppliedOnce() throws Exception {
+        MemoryStorage storage = new MemoryStorage(100);
+        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
+        RecordingPeer writer = new RecordingPeer("conn-1");
+        documents.write(writer, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1");
+        documents.write(writer, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1");
+        assertEquals(List.of("ack", "delta", "ack"), writer.types());
+        assertEquals(1, storage.load("d").orElseThrow().fields().get("n").asInt());
+        assertEquals(1, storage.load("d").orElseThrow().seq());
+        // The same message id from another client is a different write.
+        documents.write(writer, "d", set("n", 3), Map.of(), List.of(), "client-b", "msg-1");
+        assertEquals(3, storage.load("d").orElseThrow().fields().get("n").asInt());
+    }
+
+    @Test
+    void twoInstancesOnOneStoreStayConsistent() throws Exception {
+        MemoryStorage shared = new MemoryStorage(100);
+        Documents a = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents b = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50));
+        RecordingPeer onA = new RecordingPeer("conn-1");
+        RecordingPeer onB = new RecordingPeer("conn-1");
+        for (int i = 0; i < 10; i++) {
+            a.write(onA, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i);
+            b.write(onB, "d", set("x", "b" + i), Map.of(), List.of(), null, "b" + i);
+        }
+        assertEquals(20, shared.currentSeq("d"));
+        // A's subscriber learned B's last value when A refreshed on its next write or read.
+        RecordingPeer reader = new RecordingPeer("conn-9");
+        a.subscribe(reader, "d", "r");
+        assertEquals("b9", reader.sent.getFirst().body().get("state").get("x").asText());
+        assertTrue(onA.sent.stream().anyMatch(o -> o.type().wireName().equals("delta")
+                && o.body().get("value").asText().equals("b9")), "A's subscribers were not told about B's write");
     }
 }
