@@ -251,11 +251,12 @@ final class ClientSession implements WsListener {
     private void authenticate(Message.Auth auth) {
         var authenticator = gateway.authenticator();
         Optional<Principal> result;
-        if (auth.token() != null) {
+        if (auth.token() != null && (authenticator.required() || authenticator.jwt().isPresent())) {
             result = authenticator.fromToken(auth.token());
         } else if (auth.apiKey() != null) {
             result = authenticator.fromApiKey(auth.apiKey());
         } else if (!authenticator.required()) {
+            // Auth is off and the token cannot be checked (no JWT secret): treat it as anonymous.
             result = Optional.of(authenticator.anonymous(null));
         } else {
             LOG.info(() -> connection.id() + " sent auth without credentials while auth is required");

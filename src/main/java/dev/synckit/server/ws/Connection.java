@@ -84,7 +84,7 @@ final class Connection implements Peer {
         if (queuedBytes.addAndGet(bytes) > queueLimitBytes) {
             queuedBytes.addAndGet(-bytes);
             LOG.warning(() -> id + " (" + ip + ") fell " + queueLimitBytes + " bytes behind; closing it");
-            close(1008, "Client too slow");
+            closeDroppingQueue(1008, "Client too slow");
             return;
         }
         queue.add(new Item.Message(message, bytes));
@@ -96,13 +96,27 @@ final class Connection implements Peer {
         }
     }
 
-    /** Sends a close frame after anything already queued is dropped; forces the socket shut if that stalls. */
+    /**
+     * Sends a close frame after what is already queued (so an {@code auth_error} or {@code error} sent just
+     * before still reaches the client); forces the socket shut if that stalls.
+     */
     void close(int code, String reason) {
+        close(code, reason, false);
+    }
+
+    /** Sends a close frame after anything already queued is dropped (a client too far behind to catch up). */
+    void closeDroppingQueue(int code, String reason) {
+        close(code, reason, true);
+    }
+
+    private void close(int code, String reason, boolean dropQueued) {
         if (!closing.compareAndSet(false, true)) {
             return;
         }
-        queue.clear();
-        queuedBytes.set(0);
+        if (dropQueued) {
+            queue.clear();
+            queuedBytes.set(0);
+        }
         queue.add(new Item.Close(code, reason));
         Thread.ofVirtual().start(() -> {
             try {
