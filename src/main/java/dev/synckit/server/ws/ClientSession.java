@@ -67,6 +67,7 @@ final class ClientSession implements WsListener {
             return;
         }
         connection = admitted.get();
+        releaseWhenHandlerEnds(connection);
         var limits = gateway.settings().limits();
         assembler = new FrameAssembler(limits.maxMessageBytes());
         rateLimit = new RateLimit(limits.maxMessagesPerMinute(), System.nanoTime());
@@ -77,6 +78,29 @@ final class ClientSession implements WsListener {
         } else {
             gateway.scheduleAuthTimeout(connection, () -> principal != null);
         }
+    }
+
+    /**
+     * Helidon calls neither onClose nor onError when a connection ends while it reads a frame: the peer
+     * dropping TCP without a close frame, or a frame over the size limit (close 1009). It runs each
+     * connection on its own virtual thread, and onOpen on that thread, so the connection is over exactly
+     * when that thread ends; a watcher releases it then (release is idempotent). Anything else is left
+     * to the heartbeat.
+     */
+    private void releaseWhenHandlerEnds(Connection c) {
+        Thread handler = Thread.currentThread();
+        if (!handler.isVirtual()) {
+            return;
+        }
+        Thread.ofVirtual().name("ws-reaper-" + c.id()).start(() -> {
+            try {
+                handler.join();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            gateway.release(c);
+        });
     }
 
     private static String socketIp(SocketAddress address) {

@@ -4,6 +4,7 @@ import dev.synckit.server.protocol.Framing;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.sync.Peer;
 import io.helidon.common.buffers.BufferData;
+import io.helidon.webserver.spi.ServerConnection;
 import io.helidon.websocket.WsSession;
 
 import java.util.Set;
@@ -130,12 +131,28 @@ final class Connection implements Peer {
         });
     }
 
-    /** Drops the TCP connection without a close frame (what a dead peer gets). */
+    /**
+     * Drops the TCP connection without waiting for the peer (what a dead or stuck peer gets). Never blocks:
+     * {@link WsSession#terminate()} would first send a close frame under Helidon's send lock, which the
+     * writer thread holds while it is blocked on a peer that does not read, and it only ends the connection
+     * when called on the connection's own thread. Closing the server connection with an interrupt wakes
+     * that thread from its read, which closes the socket and so also unblocks the writer.
+     */
     void terminate() {
         closing.set(true);
         open = false;
         try {
-            session.terminate();
+            if (session instanceof ServerConnection server) {
+                server.close(true);
+            } else {
+                Thread.ofVirtual().start(() -> {
+                    try {
+                        session.terminate();
+                    } catch (RuntimeException e) {
+                        LOG.log(Level.FINE, "terminate " + id, e);
+                    }
+                });
+            }
         } catch (RuntimeException e) {
             LOG.log(Level.FINE, "terminate " + id, e);
         }
