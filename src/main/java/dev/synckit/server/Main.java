@@ -16,6 +16,7 @@ public final class Main {
     private Main() {
     }
 
+    /** {@code java -jar synckit-server.jar [migrate] [--config FILE]} */
     public static void main(String[] args) {
         LogConfig.configureRuntime();
         ConfigLayers.Layered layered;
@@ -30,12 +31,22 @@ public final class Main {
             return;
         }
         LOG.info("settings: " + settings.describe());
+        if (args.length > 0 && args[0].equals("migrate")) {
+            System.exit(migrate(settings));
+        }
 
         WebServerConfig.Builder builder = WebServer.builder()
                 .config(layered.config().get("server"))
                 .host(settings.server().host())
                 .port(settings.server().port());
-        SyncServer app = setup(builder, settings);
+        SyncServer app;
+        try {
+            app = setup(builder, settings);
+        } catch (SyncServer.StartupException e) {
+            LOG.severe("Cannot start: " + e.getMessage());
+            System.exit(1);
+            return;
+        }
         WebServer server = builder.build().start();
         if (!server.isRunning()) {
             LOG.severe("The web server did not start (is port " + settings.server().port()
@@ -50,6 +61,23 @@ public final class Main {
         }, "synckit-shutdown"));
         LOG.info("SyncKit server ready on ws://" + settings.server().host() + ":" + server.port() + "/ws in "
                 + SyncServer.uptime().toMillis() + " ms");
+    }
+
+    /** {@code migrate}: applies the schema migrations and exits (for a Kubernetes init job). */
+    private static int migrate(Settings settings) {
+        if (!settings.storage().postgres()) {
+            LOG.severe("migrate needs PostgreSQL: set DATABASE_URL (synckit.storage.url)");
+            return 2;
+        }
+        var storage = settings.storage();
+        var url = dev.synckit.server.storage.DatabaseUrl.parse(storage.url(), storage.user(), storage.password());
+        try (var ds = dev.synckit.server.storage.PostgresStorage.dataSource(url, 1, storage.connectTimeout())) {
+            dev.synckit.server.storage.Migrations.migrate(ds, url);
+            return 0;
+        } catch (dev.synckit.server.storage.StorageException e) {
+            LOG.severe(e.getMessage());
+            return 1;
+        }
     }
 
     /** Wires the server into a builder; used by {@link #main} and by the tests. */

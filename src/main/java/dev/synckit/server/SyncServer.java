@@ -7,6 +7,8 @@ import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.pubsub.LocalFanOut;
 import dev.synckit.server.storage.MemoryStorage;
+import dev.synckit.server.storage.PostgresStorage;
+import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Awareness;
 import dev.synckit.server.sync.Documents;
@@ -20,6 +22,8 @@ import java.net.http.HttpClient;
 import java.net.http.WebSocket;
 import java.time.Clock;
 import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Logger;
 
@@ -33,8 +37,11 @@ public final class SyncServer implements AutoCloseable {
     private final FanOut fanOut;
     private final Documents documents;
     private final Gateway gateway;
+    private final ScheduledExecutorService cleanup;
 
-    private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Gateway gateway) {
+    private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Gateway gateway,
+                       ScheduledExecutorService cleanup) {
+        this.cleanup = cleanup;
         this.storage = storage;
         this.fanOut = fanOut;
         this.documents = documents;
@@ -44,10 +51,7 @@ public final class SyncServer implements AutoCloseable {
     /** Adds the WebSocket endpoints and HTTP routes to a server under construction. */
     static SyncServer setup(WebServerConfig.Builder server, Settings settings) {
         Clock clock = Clock.systemUTC();
-        if (settings.storage().postgres()) {
-            throw new dev.synckit.server.config.ConfigException("PostgreSQL storage is not wired in yet; unset DATABASE_URL");
-        }
-        StorageAdapter storage = new MemoryStorage(MEMORY_DELTAS_PER_DOCUMENT);
+        StorageAdapter storage = openStorage(settings.storage());
         FanOut fanOut = new LocalFanOut();
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),
                 settings.sync().batchDelay());
@@ -70,7 +74,45 @@ public final class SyncServer implements AutoCloseable {
                                     settings.auth().refreshTokenTtl())));
                 });
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: single instance");
-        return new SyncServer(storage, fanOut, documents, gateway);
+        return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()));
+    }
+
+    /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
+    private static StorageAdapter openStorage(Settings.Storage settings) {
+        if (!settings.postgres()) {
+            return new MemoryStorage(MEMORY_DELTAS_PER_DOCUMENT);
+        }
+        try {
+            return PostgresStorage.open(settings);
+        } catch (StorageException e) {
+            throw new StartupException(e.getMessage(), e);
+        }
+    }
+
+    /** A dependency the configuration asks for is not usable; the message says what to do. */
+    public static final class StartupException extends RuntimeException {
+        StartupException(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
+    /** Deletes old deltas, applied message ids and sessions on the configured interval. */
+    private static ScheduledExecutorService scheduleCleanup(StorageAdapter storage, Settings.Storage settings) {
+        ScheduledExecutorService cleanup = Executors.newSingleThreadScheduledExecutor(Thread.ofVirtual().name("storage-cleanup").factory());
+        long every = settings.cleanupInterval().toMillis();
+        if (every > 0) {
+            cleanup.scheduleWithFixedDelay(() -> {
+                try {
+                    StorageAdapter.Cleanup removed = storage.cleanup(settings.deltaRetention(),
+                            settings.keepDeltasPerDocument(), settings.sessionRetention());
+                    LOG.info(() -> "cleanup removed " + removed.deltas() + " deltas, " + removed.appliedMessages()
+                            + " applied message ids, " + removed.sessions() + " sessions");
+                } catch (StorageException | RuntimeException e) {
+                    LOG.warning("cleanup failed (will retry next interval): " + e.getMessage());
+                }
+            }, every, every, TimeUnit.MILLISECONDS);
+        }
+        return cleanup;
     }
 
     /**
@@ -93,12 +135,17 @@ public final class SyncServer implements AutoCloseable {
         return documents;
     }
 
+    public StorageAdapter storage() {
+        return storage;
+    }
+
     public Gateway gateway() {
         return gateway;
     }
 
     @Override
     public void close() {
+        cleanup.shutdownNow();
         gateway.close();
         fanOut.close();
         storage.close();

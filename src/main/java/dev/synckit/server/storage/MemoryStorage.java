@@ -41,19 +41,22 @@ public final class MemoryStorage implements StorageAdapter {
     }
 
     @Override
-    public CommitResult commit(DocumentWrite write) {
-        CommitResult[] result = {CommitResult.APPLIED};
-        documents.compute(write.documentId(), (id, old) -> {
+    public CommitResult commit(DocumentWrite proposed, Rebase rebase) {
+        CommitResult[] result = new CommitResult[1];
+        documents.compute(proposed.documentId(), (id, old) -> {
             long storedSeq = old == null ? 0 : old.document().seq();
-            String key = write.deduplicated() ? write.clientId() + "\u0000" + write.messageId() : null;
+            String key = proposed.deduplicated() ? proposed.clientId() + "\u0000" + proposed.messageId() : null;
             if (key != null && old != null && old.applied().contains(key)) {
                 result[0] = CommitResult.DUPLICATE;
                 return old;
             }
-            if (storedSeq != write.baseSeq()) {
-                result[0] = new CommitResult.Stale(old == null ? StoredDocument.empty(id) : old.document());
-                return old;
+            StoredDocument rebasedOnto = null;
+            DocumentWrite write = proposed;
+            if (storedSeq != proposed.baseSeq()) {
+                rebasedOnto = old == null ? StoredDocument.empty(id) : old.document();
+                write = rebase.onto(rebasedOnto);
             }
+            result[0] = new CommitResult.Applied(write, rebasedOnto);
             Map<String, JsonNode> fields = new LinkedHashMap<>(old == null ? Map.of() : old.document().fields());
             for (StoredDelta d : write.deltas()) {
                 if (d.isDelete()) {
@@ -112,6 +115,12 @@ public final class MemoryStorage implements StorageAdapter {
     @Override
     public boolean delete(String documentId) {
         return documents.remove(documentId) != null;
+    }
+
+    /** Memory is already bounded per document (the newest deltas and message ids); nothing ages out. */
+    @Override
+    public Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention) {
+        return new Cleanup(0, 0, 0);
     }
 
     @Override

@@ -14,12 +14,20 @@ public interface StorageAdapter extends AutoCloseable {
     /** The stored document, or empty if it was never written. */
     Optional<StoredDocument> load(String documentId) throws StorageException;
 
+    /** Recomputes a write for the document it will actually apply to. */
+    @FunctionalInterface
+    interface Rebase {
+        DocumentWrite onto(StoredDocument current);
+    }
+
     /**
      * Commits one write: the new field values, the document clock, the text state if any, one delta row
-     * per field change and the client message id. Either all of it is stored or none of it (on an
-     * exception, a duplicate, or a stale base sequence).
+     * per field change and the client message id, all or nothing. Writes to a document are serialised by
+     * the store; if the stored sequence is not {@code write.baseSeq()} (another instance wrote), the write is
+     * recomputed with {@code rebase} while the document stays locked, so a busy document cannot starve a
+     * writer. A client message already applied is reported as a duplicate and not stored again.
      */
-    CommitResult commit(DocumentWrite write) throws StorageException;
+    CommitResult commit(DocumentWrite write, Rebase rebase) throws StorageException;
 
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
@@ -32,6 +40,17 @@ public interface StorageAdapter extends AutoCloseable {
 
     /** Removes a document with its clock and deltas; true if it existed. */
     boolean delete(String documentId) throws StorageException;
+
+    /** Rows removed by {@link #cleanup}. */
+    record Cleanup(long deltas, long appliedMessages, long sessions) {}
+
+    /**
+     * Deletes deltas and applied message ids older than {@code deltaRetention} (but never a document's
+     * newest {@code keepDeltasPerDocument} deltas, which lagging instances catch up from) and sessions
+     * not seen for {@code sessionRetention}. A zero duration skips that part.
+     */
+    Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention)
+            throws StorageException;
 
     /** True if the store answers right now; never throws. */
     boolean healthy();

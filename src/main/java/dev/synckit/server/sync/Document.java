@@ -69,6 +69,11 @@ final class Document {
         return changed;
     }
 
+    /** The cached state in storage terms (what a write is computed from). */
+    StoredDocument asStored() {
+        return new StoredDocument(id, fields, clock, seq, text, lastModified);
+    }
+
     /** Queues a field for broadcast; a later value of the same field replaces one not yet sent. */
     void queue(String field, PendingField value) {
         pendingLock.lock();

@@ -40,7 +40,6 @@ public final class Documents {
     private static final Logger LOG = Logger.getLogger(Documents.class.getName());
     /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
     static final String SERVER_CLOCK_KEY = "server";
-    private static final int MAX_STALE_RETRIES = 16;
     private static final JsonNode TOMBSTONE = Json.object().put("__deleted", true);
 
     private final StorageAdapter storage;
@@ -160,63 +159,58 @@ public final class Documents {
                 sendAck(writer, ackId);
                 return null;
             }
-            for (int attempt = 0; ; attempt++) {
+            StorageAdapter.Rebase compute = base -> {
                 long now = System.currentTimeMillis();
-                Map<String, Long> clock = nextClock(doc.clock, clientClock);
                 List<StoredDelta> deltas = new ArrayList<>(changes.size());
-                long seq = doc.seq;
+                long seq = base.seq();
                 for (FieldChange change : changes) {
                     deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
                             writer.id(), now));
                 }
-                TextState text = nextText(doc.text, textOps);
-                DocumentWrite write = new DocumentWrite(documentId, doc.seq, List.copyOf(deltas), clock, text, now,
-                        clientId, ackId);
-                CommitResult result;
-                try {
-                    result = storage.commit(write);
-                } catch (StorageException e) {
-                    throw new WriteFailed(documentId, e);
-                }
-                switch (result) {
-                    case CommitResult.Duplicate d -> {
-                        sendAck(writer, ackId); // a retry of something already durable
-                        return null;
-                    }
-                    case CommitResult.Stale stale -> {
-                        if (attempt >= MAX_STALE_RETRIES) {
-                            throw new WriteFailed(documentId, new StorageException("document kept changing under "
-                                    + MAX_STALE_RETRIES + " attempts", null));
-                        }
-                        refreshed(doc, stale.current());
-                        continue;
-                    }
-                    case CommitResult.Applied a -> {
-                    }
-                }
-                for (StoredDelta d : deltas) {
-                    if (d.isDelete()) {
-                        doc.fields.remove(d.field());
-                    } else {
-                        doc.fields.put(d.field(), d.value());
-                    }
-                }
-                doc.clock = clock;
-                doc.seq = seq;
-                if (text != null) {
-                    doc.text = text;
-                }
-                doc.lastModified = now;
-                sendAck(writer, ackId);
-                for (StoredDelta d : deltas) {
-                    doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
-                }
-                if (!textOps.isEmpty()) {
-                    relayText(doc, writer, textOps);
-                }
-                fanOut.publish(write);
-                return doc;
+                return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), clientClock),
+                        nextText(base.text(), textOps), now, clientId, ackId);
+            };
+            CommitResult result;
+            try {
+                result = storage.commit(compute.onto(doc.asStored()), compute);
+            } catch (StorageException e) {
+                throw new WriteFailed(documentId, e);
             }
+            if (!(result instanceof CommitResult.Applied applied)) {
+                sendAck(writer, ackId); // a retry of something already durable
+                return null;
+            }
+            if (applied.rebasedOnto() != null) {
+                refreshed(doc, applied.rebasedOnto());
+            }
+            DocumentWrite write = applied.write();
+            List<StoredDelta> deltas = write.deltas();
+            Map<String, Long> clock = write.clock();
+            TextState text = write.text();
+            long now = write.timestamp();
+            long seq = write.lastSeq();
+            for (StoredDelta d : deltas) {
+                if (d.isDelete()) {
+                    doc.fields.remove(d.field());
+                } else {
+                    doc.fields.put(d.field(), d.value());
+                }
+            }
+            doc.clock = clock;
+            doc.seq = seq;
+            if (text != null) {
+                doc.text = text;
+            }
+            doc.lastModified = now;
+            sendAck(writer, ackId);
+            for (StoredDelta d : deltas) {
+                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
+            }
+            if (!textOps.isEmpty()) {
+                relayText(doc, writer, textOps);
+            }
+            fanOut.publish(write);
+            return doc;
         });
         if (written != null) {
             flush(written);

@@ -72,16 +72,21 @@ class DocumentsTest {
         }
 
         @Override
-        public CommitResult commit(DocumentWrite write) throws StorageException {
+        public CommitResult commit(DocumentWrite write, Rebase rebase) throws StorageException {
             if (failing) {
                 throw new StorageException("database unreachable", null);
             }
-            return inner.commit(write);
+            return inner.commit(write, rebase);
         }
 
         @Override
         public long currentSeq(String documentId) {
             return inner.currentSeq(documentId);
+        }
+
+        @Override
+        public Cleanup cleanup(Duration deltaRetention, int keep, Duration sessionRetention) {
+            return inner.cleanup(deltaRetention, keep, sessionRetention);
         }
 
         @Override

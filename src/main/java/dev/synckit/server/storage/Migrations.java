@@ -1,0 +1,55 @@
+package dev.synckit.server.storage;
+
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.MigrationInfo;
+import org.flywaydb.core.api.output.MigrateResult;
+
+import javax.sql.DataSource;
+import java.util.logging.Logger;
+
+/**
+ * The schema, versioned by Flyway ({@code db/migration}). V1 is idempotent and the baseline is 0, so a
+ * database the TS server already created is adopted by running V1 over it (STORAGE.md §2.4).
+ */
+public final class Migrations {
+    private static final Logger LOG = Logger.getLogger(Migrations.class.getName());
+
+    private Migrations() {
+    }
+
+    private static Flyway flyway(DataSource ds) {
+        return Flyway.configure()
+                .dataSource(ds)
+                .locations("classpath:db/migration")
+                .baselineOnMigrate(true)
+                .baselineVersion("0")
+                .load();
+    }
+
+    public static void migrate(DataSource ds, DatabaseUrl url) throws StorageException {
+        try {
+            MigrateResult result = flyway(ds).migrate();
+            LOG.info(() -> "schema of " + url.masked() + ": " + result.migrationsExecuted + " migration(s) applied, now at "
+                    + (result.targetSchemaVersion == null ? "current" : "v" + result.targetSchemaVersion));
+        } catch (RuntimeException e) {
+            throw new StorageException("migrating the schema of " + url.masked() + " failed: "
+                    + PostgresStorage.rootMessage(e), e);
+        }
+    }
+
+    /** Fails unless every known migration has been applied (for deployments that migrate in a separate job). */
+    public static void requireCurrent(DataSource ds, DatabaseUrl url) throws StorageException {
+        MigrationInfo[] pending;
+        try {
+            pending = flyway(ds).info().pending();
+        } catch (RuntimeException e) {
+            throw new StorageException("reading the schema version of " + url.masked() + " failed: "
+                    + PostgresStorage.rootMessage(e), e);
+        }
+        if (pending.length > 0) {
+            throw new StorageException("the schema of " + url.masked() + " is not current (" + pending.length
+                    + " migration(s) pending, first v" + pending[0].getVersion() + "); run"
+                    + " `java -jar synckit-server.jar migrate` or set synckit.storage.migrate-on-start: true", null);
+        }
+    }
+}

@@ -1,0 +1,345 @@
+package dev.synckit.server.storage;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import dev.synckit.server.config.Settings;
+import dev.synckit.server.protocol.Json;
+import io.helidon.dbclient.DbClient;
+import io.helidon.dbclient.DbClientException;
+import io.helidon.dbclient.DbExecute;
+import io.helidon.dbclient.DbRow;
+import io.helidon.dbclient.DbTransaction;
+import io.helidon.dbclient.jdbc.JdbcClientBuilder;
+import io.helidon.dbclient.jdbc.JdbcConnectionPool;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * Documents in PostgreSQL through the Helidon DB client over a HikariCP pool, in the upstream schema
+ * (STORAGE.md §2.1) plus our V2 additions. A write is one transaction that locks the document row: the
+ * row lock is what orders writes from several server instances, and {@code documents.seq} tells a writer
+ * whose cache is behind to refresh and recompute. Field state is kept in the TS shape
+ * {@code {"id": …, "fields": {…}}}, merged field by field in SQL so a write never rewrites other fields.
+ */
+public final class PostgresStorage implements StorageAdapter {
+    /** Column limits of the upstream schema; longer ids are not de-duplicated rather than rejected. */
+    private static final int MAX_ID = 255;
+
+    private final HikariDataSource dataSource;
+    private final DbClient db;
+    private final String where;
+
+    private PostgresStorage(HikariDataSource dataSource, String where) {
+        this.dataSource = dataSource;
+        this.where = where;
+        this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
+    }
+
+    /** Helidon 4.5.0 ships no Hikari provider for its DB client; this is the whole adapter it needs. */
+    private record Pool(HikariDataSource dataSource) implements JdbcConnectionPool {
+        @Override
+        public Connection connection() {
+            try {
+                return dataSource.getConnection();
+            } catch (SQLException e) {
+                throw new DbClientException("no database connection", e);
+            }
+        }
+
+        @Override
+        public String dbType() {
+            return "postgresql";
+        }
+    }
+
+    /**
+     * Connects (failing fast when the database is unreachable), then migrates the schema or checks that
+     * it is current, as configured.
+     */
+    public static PostgresStorage open(Settings.Storage settings) throws StorageException {
+        DatabaseUrl url = DatabaseUrl.parse(settings.url(), settings.user(), settings.password());
+        HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout());
+        try {
+            if (settings.migrateOnStart()) {
+                Migrations.migrate(ds, url);
+            } else {
+                Migrations.requireCurrent(ds, url);
+            }
+            return new PostgresStorage(ds, url.masked());
+        } catch (StorageException | RuntimeException e) {
+            ds.close();
+            throw e;
+        }
+    }
+
+    public static HikariDataSource dataSource(DatabaseUrl url, int poolSize, Duration connectTimeout) throws StorageException {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(url.jdbcUrl());
+        config.setUsername(url.user());
+        config.setPassword(url.password());
+        config.setMaximumPoolSize(poolSize);
+        config.setPoolName("synckit-db");
+        config.setConnectionTimeout(Math.max(250, connectTimeout.toMillis()));
+        config.setInitializationFailTimeout(Math.max(1, connectTimeout.toMillis()));
+        // A dead server must turn into an error for the writer, not a hang: bound connect and socket reads.
+        long seconds = Math.max(1, connectTimeout.toSeconds());
+        config.addDataSourceProperty("connectTimeout", String.valueOf(seconds));
+        config.addDataSourceProperty("socketTimeout", String.valueOf(Math.max(10, seconds * 2)));
+        config.addDataSourceProperty("tcpKeepAlive", "true");
+        try {
+            return new HikariDataSource(config);
+        } catch (RuntimeException e) {
+            throw new StorageException("cannot connect to PostgreSQL at " + url.masked() + ": " + rootMessage(e)
+                    + ". Check that the server is running and DATABASE_URL (synckit.storage.url) is right", e);
+        }
+    }
+
+    @Override
+    public Optional<StoredDocument> load(String documentId) throws StorageException {
+        try {
+            return load(db.execute(), documentId);
+        } catch (RuntimeException | IOException e) {
+            throw failure("load " + documentId, e);
+        }
+    }
+
+    private static Optional<StoredDocument> load(DbExecute exec, String documentId) throws IOException {
+        {
+            Optional<DbRow> row = exec.get(
+                    "SELECT state -> 'fields' AS fields, seq, text_state, "
+                            + "(EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated FROM documents WHERE id = ?",
+                    documentId);
+            if (row.isEmpty()) {
+                return Optional.empty();
+            }
+            Map<String, Long> clock = new HashMap<>();
+            try (Stream<DbRow> rows = exec.query(
+                    "SELECT client_id, clock_value FROM vector_clocks WHERE document_id = ?", documentId)) {
+                rows.forEach(r -> clock.put(r.column("client_id").get(String.class), r.column("clock_value").get(Long.class)));
+            }
+            DbRow r = row.get();
+            Map<String, JsonNode> fields = new LinkedHashMap<>();
+            String fieldsJson = r.column("fields").get(String.class);
+            if (fieldsJson != null && Json.MAPPER.readTree(fieldsJson) instanceof ObjectNode object) {
+                object.fields().forEachRemaining(e -> fields.put(e.getKey(), e.getValue()));
+            }
+            TextState text = null;
+            String textJson = r.column("text_state").get(String.class);
+            if (textJson != null) {
+                JsonNode t = Json.MAPPER.readTree(textJson);
+                text = new TextState(t.path("state").asText(), t.path("clock").asLong());
+            }
+            return Optional.of(new StoredDocument(documentId, java.util.Collections.unmodifiableMap(fields),
+                    Map.copyOf(clock), r.column("seq").get(Long.class), text, r.column("updated").get(Long.class)));
+        }
+    }
+
+    @Override
+    public long currentSeq(String documentId) throws StorageException {
+        try {
+            return db.execute().get("SELECT seq FROM documents WHERE id = ?", documentId)
+                    .map(r -> r.column("seq").get(Long.class)).orElse(0L);
+        } catch (RuntimeException e) {
+            throw failure("read the sequence of " + documentId, e);
+        }
+    }
+
+    @Override
+    public CommitResult commit(DocumentWrite proposed, Rebase rebase) throws StorageException {
+        String id = proposed.documentId();
+        DbTransaction tx;
+        try {
+            tx = db.transaction();
+        } catch (RuntimeException e) {
+            throw failure("begin a write to " + id, e);
+        }
+        try {
+            tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
+            long stored = tx.get("SELECT seq FROM documents WHERE id = ? FOR UPDATE", id)
+                    .map(r -> r.column("seq").get(Long.class)).orElseThrow();
+            StoredDocument rebasedOnto = null;
+            DocumentWrite write = proposed;
+            if (stored != proposed.baseSeq()) {
+                // Another instance wrote: recompute while we hold the row lock, so we cannot lose again.
+                rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
+                write = rebase.onto(rebasedOnto);
+            }
+            if (write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID) {
+                long inserted = tx.dml("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
+                        + " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", id, write.clientId(), write.messageId(), write.lastSeq());
+                if (inserted == 0) {
+                    tx.rollback();
+                    return CommitResult.DUPLICATE;
+                }
+            }
+            ObjectNode sets = Json.object();
+            ArrayNode removes = Json.MAPPER.createArrayNode();
+            ArrayNode rows = Json.MAPPER.createArrayNode();
+            Map<String, JsonNode> last = new LinkedHashMap<>();
+            for (StoredDelta d : write.deltas()) {
+                last.put(d.field(), d.value());
+                ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
+                        .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer());
+                row.set("value", d.value());
+            }
+            last.forEach((field, value) -> {
+                if (value == null) {
+                    removes.add(field);
+                } else {
+                    sets.set(field, value);
+                }
+            });
+            String text = write.text() == null ? null
+                    : Json.object().put("state", write.text().state()).put("clock", write.text().clock()).toString();
+            tx.dml("UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
+                            + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
+                            + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
+                            + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ?",
+                    sets.toString(), removes.toString(), write.lastSeq(), text, id);
+            tx.dml("INSERT INTO vector_clocks (document_id, client_id, clock_value)"
+                            + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
+                            + " ON CONFLICT (document_id, client_id) DO UPDATE"
+                            + " SET clock_value = GREATEST(vector_clocks.clock_value, EXCLUDED.clock_value), updated_at = NOW()",
+                    id, Json.MAPPER.valueToTree(write.clock()).toString());
+            if (!rows.isEmpty()) {
+                long max = write.clock().values().stream().mapToLong(Long::longValue).max().orElse(0);
+                tx.dml("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
+                                + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(? / 1000.0)"
+                                + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT)",
+                        id, max, write.timestamp(), rows.toString());
+            }
+            tx.commit();
+            return new CommitResult.Applied(write, rebasedOnto);
+        } catch (RuntimeException | IOException e) {
+            try {
+                tx.rollback();
+            } catch (RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw failure("commit a write to " + id, e);
+        }
+    }
+
+    private static String emptyState(String id) {
+        ObjectNode state = Json.object().put("id", id);
+        state.putObject("fields");
+        return state.toString();
+    }
+
+    @Override
+    public List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException {
+        try (Stream<DbRow> rows = db.execute().query(
+                "SELECT seq, field_path, operation_type, value::text AS value, client_id,"
+                        + " (EXTRACT(EPOCH FROM timestamp) * 1000)::BIGINT AS ts"
+                        + " FROM deltas WHERE document_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                documentId, afterSeq, limit)) {
+            return rows.map(r -> {
+                String op = r.column("operation_type").get(String.class);
+                String value = r.column("value").get(String.class);
+                JsonNode node = op.equals("delete") ? null : parse(value);
+                return new StoredDelta(r.column("seq").get(Long.class), r.column("field_path").get(String.class), node,
+                        r.column("client_id").get(String.class), r.column("ts").get(Long.class));
+            }).toList();
+        } catch (RuntimeException e) {
+            throw failure("read deltas of " + documentId, e);
+        }
+    }
+
+    private static JsonNode parse(String json) {
+        try {
+            return json == null ? Json.object().nullNode() : Json.MAPPER.readTree(json);
+        } catch (IOException e) {
+            throw new IllegalStateException("stored delta value is not JSON", e);
+        }
+    }
+
+    @Override
+    public List<DocumentSummary> list(int limit, int offset) throws StorageException {
+        try (Stream<DbRow> rows = db.execute().query(
+                "SELECT id, seq, (EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated FROM documents"
+                        + " ORDER BY updated_at DESC LIMIT ? OFFSET ?", limit, offset)) {
+            return rows.map(r -> new DocumentSummary(r.column("id").get(String.class), r.column("seq").get(Long.class),
+                    r.column("updated").get(Long.class))).toList();
+        } catch (RuntimeException e) {
+            throw failure("list documents", e);
+        }
+    }
+
+    @Override
+    public boolean delete(String documentId) throws StorageException {
+        try {
+            return db.execute().delete("DELETE FROM documents WHERE id = ?", documentId) > 0;
+        } catch (RuntimeException e) {
+            throw failure("delete " + documentId, e);
+        }
+    }
+
+    @Override
+    public Cleanup cleanup(Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention)
+            throws StorageException {
+        try {
+            long deltas = 0;
+            long messages = 0;
+            long sessions = 0;
+            if (!deltaRetention.isZero()) {
+                // Never the newest keepDeltasPerDocument of a document: a lagging instance catches up from them.
+                deltas = db.execute().delete("DELETE FROM deltas d USING documents doc WHERE d.document_id = doc.id"
+                                + " AND d.timestamp < NOW() - make_interval(secs => ?) AND (d.seq IS NULL OR d.seq <= doc.seq - ?)",
+                        deltaRetention.toSeconds(), keepDeltasPerDocument);
+                messages = db.execute().delete("DELETE FROM synckit_applied_messages WHERE applied_at < NOW() - make_interval(secs => ?)",
+                        deltaRetention.toSeconds());
+            }
+            if (!sessionRetention.isZero()) {
+                sessions = db.execute().delete("DELETE FROM sessions WHERE last_seen < NOW() - make_interval(secs => ?)",
+                        sessionRetention.toSeconds());
+            }
+            return new Cleanup(deltas, messages, sessions);
+        } catch (RuntimeException e) {
+            throw failure("clean up old rows", e);
+        }
+    }
+
+    @Override
+    public boolean healthy() {
+        try (Connection c = dataSource.getConnection()) {
+            return c.isValid(2);
+        } catch (SQLException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    @Override
+    public String describe() {
+        return "postgres " + where;
+    }
+
+    @Override
+    public void close() {
+        db.close();
+        dataSource.close();
+    }
+
+    private StorageException failure(String what, Throwable e) {
+        return new StorageException("PostgreSQL at " + where + " could not " + what + ": " + rootMessage(e), e);
+    }
+
+    static String rootMessage(Throwable e) {
+        Throwable t = e;
+        while (t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        return t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
+    }
+}
