@@ -35,7 +35,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
      * accepts. Retention ages of zero disable that part of the cleanup.
      */
     public record Storage(String type, String url, String user, String password, int poolSize,
-                          Duration connectTimeout, boolean migrateOnStart, Duration cleanupInterval,
+                          Duration connectTimeout, boolean migrateOnStart, int groupCommitMaxBatch,
+                          int groupCommitters, Duration cleanupInterval,
                           Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention) {
         public boolean postgres() {
             return type.equals("postgres");
@@ -76,7 +77,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
         return new Storage(type, url, string(s, "storage.user"), string(s, "storage.password"),
                 integer(s, "storage.pool-size"), duration(s, "storage.connect-timeout-ms", "ms"),
-                bool(s, "storage.migrate-on-start"), duration(s, "storage.cleanup.interval-ms", "ms"),
+                bool(s, "storage.migrate-on-start"), integer(s, "storage.group-commit.max-batch"),
+                integer(s, "storage.group-commit.committers"), duration(s, "storage.cleanup.interval-ms", "ms"),
                 duration(s, "storage.cleanup.delta-retention", "s"), integer(s, "storage.cleanup.keep-deltas-per-document"),
                 duration(s, "storage.cleanup.session-retention", "s"));
     }
@@ -131,6 +133,13 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                     throw new ConfigException("synckit.storage.url (DATABASE_URL) is " + e.getMessage());
                 }
                 positive("synckit.storage.pool-size", storage.poolSize);
+                positive("synckit.storage.group-commit.max-batch", storage.groupCommitMaxBatch);
+                positive("synckit.storage.group-commit.committers", storage.groupCommitters);
+                if (storage.groupCommitMaxBatch > 1 && storage.groupCommitters >= storage.poolSize) {
+                    throw new ConfigException("synckit.storage.group-commit.committers (" + storage.groupCommitters
+                            + ") must be below synckit.storage.pool-size (" + storage.poolSize
+                            + ") so that reads still get connections");
+                }
             }
             default -> throw new ConfigException("synckit.storage.type is '" + storage.type
                     + "'; use auto, memory or postgres");

@@ -19,11 +19,16 @@ import java.io.IOException;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Stream;
 
 /**
@@ -40,11 +45,19 @@ public final class PostgresStorage implements StorageAdapter {
     private final HikariDataSource dataSource;
     private final DbClient db;
     private final String where;
+    private final GroupCommit groupCommit;
+    private final LongAdder transactions = new LongAdder();
 
-    private PostgresStorage(HikariDataSource dataSource, String where) {
+    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers) {
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
+        this.groupCommit = maxBatch > 1 ? new GroupCommit(maxBatch, committers) : null;
+    }
+
+    /** Write transactions committed so far (fewer than writes when group commit batches them). */
+    public long transactions() {
+        return transactions.sum();
     }
 
     /** Helidon 4.5.0 ships no Hikari provider for its DB client; this is the whole adapter it needs. */
@@ -77,7 +90,7 @@ public final class PostgresStorage implements StorageAdapter {
             } else {
                 Migrations.requireCurrent(ds, url);
             }
-            return new PostgresStorage(ds, url.masked());
+            return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters());
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
@@ -158,6 +171,10 @@ public final class PostgresStorage implements StorageAdapter {
 
     @Override
     public CommitResult commit(DocumentWrite proposed, Rebase rebase) throws StorageException {
+        return groupCommit == null ? commitAlone(proposed, rebase) : groupCommit.submit(proposed, rebase);
+    }
+
+    private CommitResult commitAlone(DocumentWrite proposed, Rebase rebase) throws StorageException {
         String id = proposed.documentId();
         DbTransaction tx;
         try {
@@ -166,62 +183,14 @@ public final class PostgresStorage implements StorageAdapter {
             throw failure("begin a write to " + id, e);
         }
         try {
-            tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
-            long stored = tx.get("SELECT seq FROM documents WHERE id = ? FOR UPDATE", id)
-                    .map(r -> r.column("seq").get(Long.class)).orElseThrow();
-            StoredDocument rebasedOnto = null;
-            DocumentWrite write = proposed;
-            if (stored != proposed.baseSeq()) {
-                // Another instance wrote: recompute while we hold the row lock, so we cannot lose again.
-                rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
-                write = rebase.onto(rebasedOnto);
+            CommitResult result = apply(tx, proposed, rebase);
+            if (result instanceof CommitResult.Duplicate) {
+                tx.rollback();
+            } else {
+                tx.commit();
             }
-            if (write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID) {
-                long inserted = tx.dml("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
-                        + " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", id, write.clientId(), write.messageId(), write.lastSeq());
-                if (inserted == 0) {
-                    tx.rollback();
-                    return CommitResult.DUPLICATE;
-                }
-            }
-            ObjectNode sets = Json.object();
-            ArrayNode removes = Json.MAPPER.createArrayNode();
-            ArrayNode rows = Json.MAPPER.createArrayNode();
-            Map<String, JsonNode> last = new LinkedHashMap<>();
-            for (StoredDelta d : write.deltas()) {
-                last.put(d.field(), d.value());
-                ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                        .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer());
-                row.set("value", d.value());
-            }
-            last.forEach((field, value) -> {
-                if (value == null) {
-                    removes.add(field);
-                } else {
-                    sets.set(field, value);
-                }
-            });
-            String text = write.text() == null ? null
-                    : Json.object().put("state", write.text().state()).put("clock", write.text().clock()).toString();
-            tx.dml("UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
-                            + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
-                            + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
-                            + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ?",
-                    sets.toString(), removes.toString(), write.lastSeq(), text, id);
-            tx.dml("INSERT INTO vector_clocks (document_id, client_id, clock_value)"
-                            + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
-                            + " ON CONFLICT (document_id, client_id) DO UPDATE"
-                            + " SET clock_value = GREATEST(vector_clocks.clock_value, EXCLUDED.clock_value), updated_at = NOW()",
-                    id, Json.MAPPER.valueToTree(write.clock()).toString());
-            if (!rows.isEmpty()) {
-                long max = write.clock().values().stream().mapToLong(Long::longValue).max().orElse(0);
-                tx.dml("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
-                                + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(? / 1000.0)"
-                                + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT)",
-                        id, max, write.timestamp(), rows.toString());
-            }
-            tx.commit();
-            return new CommitResult.Applied(write, rebasedOnto);
+            transactions.increment();
+            return result;
         } catch (RuntimeException | IOException e) {
             try {
                 tx.rollback();
@@ -229,6 +198,221 @@ public final class PostgresStorage implements StorageAdapter {
                 e.addSuppressed(suppressed);
             }
             throw failure("commit a write to " + id, e);
+        }
+    }
+
+    /** The statements of one write, inside a transaction the caller owns (and rolls back on a duplicate). */
+    private static CommitResult apply(DbTransaction tx, DocumentWrite proposed, Rebase rebase) throws IOException {
+        String id = proposed.documentId();
+        tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
+        long stored = tx.get("SELECT seq FROM documents WHERE id = ? FOR UPDATE", id)
+                .map(r -> r.column("seq").get(Long.class)).orElseThrow();
+        StoredDocument rebasedOnto = null;
+        DocumentWrite write = proposed;
+        if (stored != proposed.baseSeq()) {
+            // Another instance wrote: recompute while we hold the row lock, so we cannot lose again.
+            rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
+            write = rebase.onto(rebasedOnto);
+        }
+        if (write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID) {
+            long inserted = tx.dml("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
+                    + " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", id, write.clientId(), write.messageId(), write.lastSeq());
+            if (inserted == 0) {
+                return CommitResult.DUPLICATE; // the caller rolls back
+            }
+        }
+        ObjectNode sets = Json.object();
+        ArrayNode removes = Json.MAPPER.createArrayNode();
+        ArrayNode rows = Json.MAPPER.createArrayNode();
+        Map<String, JsonNode> last = new LinkedHashMap<>();
+        for (StoredDelta d : write.deltas()) {
+            last.put(d.field(), d.value());
+            ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
+                    .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer());
+            row.set("value", d.value());
+        }
+        last.forEach((field, value) -> {
+            if (value == null) {
+                removes.add(field);
+            } else {
+                sets.set(field, value);
+            }
+        });
+        String text = write.text() == null ? null
+                : Json.object().put("state", write.text().state()).put("clock", write.text().clock()).toString();
+        tx.dml("UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
+                        + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
+                        + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
+                        + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ?",
+                sets.toString(), removes.toString(), write.lastSeq(), text, id);
+        tx.dml("INSERT INTO vector_clocks (document_id, client_id, clock_value)"
+                        + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
+                        + " ON CONFLICT (document_id, client_id) DO UPDATE"
+                        + " SET clock_value = GREATEST(vector_clocks.clock_value, EXCLUDED.clock_value), updated_at = NOW()",
+                id, Json.MAPPER.valueToTree(write.clock()).toString());
+        if (!rows.isEmpty()) {
+            long max = write.clock().values().stream().mapToLong(Long::longValue).max().orElse(0);
+            tx.dml("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
+                            + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(? / 1000.0)"
+                            + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT)",
+                    id, max, write.timestamp(), rows.toString());
+        }
+        return new CommitResult.Applied(write, rebasedOnto);
+    }
+
+    /**
+     * Group commit: concurrent writes (to different documents: one instance never has two in flight for
+     * the same document) share a transaction. If one of them fails, the transaction is abandoned, that
+     * write gets the error and the others are committed one by one, so a bad write fails alone. A committer takes whatever is queued when it becomes free, up to {@code maxBatch}, so
+     * an idle server commits each write at once and a busy one amortises the commit over many. Rows are
+     * locked in document-id order, so batches of two instances cannot deadlock each other.
+     */
+    private final class GroupCommit implements AutoCloseable {
+        private final class Pending {
+            final DocumentWrite proposed;
+            final Rebase rebase;
+            final CountDownLatch done = new CountDownLatch(1);
+            CommitResult result;
+            StorageException error;
+
+            Pending(DocumentWrite proposed, Rebase rebase) {
+                this.proposed = proposed;
+                this.rebase = rebase;
+            }
+
+            void finish(CommitResult r, StorageException e) {
+                if (done.getCount() > 0) {
+                    result = r;
+                    error = e;
+                    done.countDown();
+                }
+            }
+        }
+
+        private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
+        private final int maxBatch;
+        private final List<Thread> committers = new ArrayList<>();
+        private volatile boolean closed;
+
+        GroupCommit(int maxBatch, int committerCount) {
+            this.maxBatch = maxBatch;
+            for (int i = 0; i < committerCount; i++) {
+                committers.add(Thread.ofVirtual().name("group-commit-" + i).start(this::run));
+            }
+        }
+
+        CommitResult submit(DocumentWrite proposed, Rebase rebase) throws StorageException {
+            if (closed) {
+                throw new StorageException("storage is closed", null);
+            }
+            Pending p = new Pending(proposed, rebase);
+            queue.add(p);
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    p.done.await();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true; // the write is in flight; its outcome must still be reported
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+            if (p.error != null) {
+                throw p.error;
+            }
+            return p.result;
+        }
+
+        private void run() {
+            List<Pending> batch = new ArrayList<>(maxBatch);
+            while (!closed) {
+                try {
+                    batch.add(queue.take());
+                } catch (InterruptedException e) {
+                    break;
+                }
+                queue.drainTo(batch, maxBatch - 1);
+                batch.sort(Comparator.comparing(p -> p.proposed.documentId()));
+                commitBatch(batch);
+                batch.clear();
+            }
+            Pending left;
+            while ((left = queue.poll()) != null) {
+                left.finish(null, new StorageException("storage closed before the write was committed", null));
+            }
+        }
+
+        private void commitBatch(List<Pending> batch) {
+            if (batch.size() == 1) {
+                Pending only = batch.getFirst();
+                try {
+                    only.finish(commitAlone(only.proposed, only.rebase), null);
+                } catch (StorageException e) {
+                    only.finish(null, e);
+                }
+                return;
+            }
+            DbTransaction tx;
+            try {
+                tx = db.transaction();
+            } catch (RuntimeException e) {
+                batch.forEach(p -> p.finish(null, failure("begin a write to " + p.proposed.documentId(), e)));
+                return;
+            }
+            Map<Pending, CommitResult> results = new LinkedHashMap<>();
+            Pending culprit = null;
+            Exception cause = null;
+            for (Pending p : batch) {
+                try {
+                    // A duplicate changes nothing (its document row already exists), so it needs no undo.
+                    results.put(p, apply(tx, p.proposed, p.rebase));
+                } catch (RuntimeException | IOException e) {
+                    culprit = p;
+                    cause = e;
+                    break;
+                }
+            }
+            if (culprit == null) {
+                try {
+                    tx.commit();
+                    transactions.increment();
+                    results.forEach((p, r) -> p.finish(r, null));
+                } catch (RuntimeException e) {
+                    rollbackQuietly(tx, e);
+                    // Nothing of this transaction is stored: every write in it gets an error.
+                    batch.forEach(p -> p.finish(null, failure("commit a write to " + p.proposed.documentId(), e)));
+                }
+                return;
+            }
+            // One write failed and the transaction is lost (the DB client closes its connection on any
+            // statement error). Nothing was stored: fail that write, and commit the others one by one.
+            rollbackQuietly(tx, cause);
+            culprit.finish(null, failure("commit a write to " + culprit.proposed.documentId(), cause));
+            for (Pending p : batch) {
+                if (p != culprit) {
+                    try {
+                        p.finish(commitAlone(p.proposed, p.rebase), null);
+                    } catch (StorageException e) {
+                        p.finish(null, e);
+                    }
+                }
+            }
+        }
+
+        private static void rollbackQuietly(DbTransaction tx, Exception cause) {
+            try {
+                tx.rollback();
+            } catch (RuntimeException suppressed) {
+                cause.addSuppressed(suppressed);
+            }
+        }
+
+        @Override
+        public void close() {
+            closed = true;
+            committers.forEach(Thread::interrupt);
         }
     }
 
@@ -327,6 +511,9 @@ public final class PostgresStorage implements StorageAdapter {
 
     @Override
     public void close() {
+        if (groupCommit != null) {
+            groupCommit.close();
+        }
         db.close();
         dataSource.close();
     }

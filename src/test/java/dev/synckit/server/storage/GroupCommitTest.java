@@ -1,0 +1,115 @@
+package dev.synckit.server.storage;
+
+import dev.synckit.server.config.Settings;
+import dev.synckit.server.protocol.Json;
+import dev.synckit.server.testing.TestDatabase;
+import org.junit.jupiter.api.Test;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Concurrent writes share transactions, and a failing write does not take its batch down with it. */
+class GroupCommitTest {
+    static Settings.Storage settings(String url, int maxBatch) {
+        return new Settings.Storage("postgres", url, "", "", 8, Duration.ofSeconds(5), true, maxBatch, 4,
+                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+    }
+
+    private static DocumentWrite write(String doc, long baseSeq, String field, Object value) {
+        return new DocumentWrite(doc, baseSeq, List.of(new StoredDelta(baseSeq + 1, field, Json.MAPPER.valueToTree(value),
+                "conn-1", System.currentTimeMillis())), Map.of("server", baseSeq + 1), null, System.currentTimeMillis(), null, null);
+    }
+
+    @Test
+    void concurrentWritesAreCommittedInFewerTransactions() throws Exception {
+        int writers = 32;
+        int each = 20;
+        try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
+            CountDownLatch start = new CountDownLatch(1);
+            ConcurrentLinkedQueue<Throwable> failures = new ConcurrentLinkedQueue<>();
+            List<Thread> threads = new ArrayList<>();
+            for (int w = 0; w < writers; w++) {
+                String doc = "gc-" + w;
+                threads.add(Thread.ofVirtual().start(() -> {
+                    try {
+                        start.await();
+                        for (int i = 0; i < each; i++) {
+                            long base = i;
+                            CommitResult r = storage.commit(write(doc, base, "n", i), current -> {
+                                throw new AssertionError("nobody else writes " + doc);
+                            });
+                            assertInstanceOf(CommitResult.Applied.class, r);
+                        }
+                    } catch (Throwable t) {
+                        failures.add(t);
+                    }
+                }));
+            }
+            start.countDown();
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertTrue(failures.isEmpty(), () -> "writes failed: " + failures);
+            for (int w = 0; w < writers; w++) {
+                StoredDocument d = storage.load("gc-" + w).orElseThrow();
+                assertEquals(each, d.seq());
+                assertEquals(each - 1, d.fields().get("n").asInt());
+            }
+            long transactions = storage.transactions();
+            System.out.println("group commit: " + writers * each + " writes in " + transactions + " transactions");
+            assertTrue(transactions < writers * each, "no write shared a transaction: " + transactions);
+        }
+    }
+
+    @Test
+    void aFailingWriteFailsAloneAndTheRestOfItsBatchCommits() throws Exception {
+        String tooLong = "x".repeat(600); // field_path is VARCHAR(500)
+        try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
+            CountDownLatch start = new CountDownLatch(1);
+            ConcurrentLinkedQueue<String> unexpected = new ConcurrentLinkedQueue<>();
+            List<Thread> threads = new ArrayList<>();
+            for (int w = 0; w < 40; w++) {
+                String doc = "iso-" + w;
+                boolean bad = w % 8 == 0;
+                threads.add(Thread.ofVirtual().start(() -> {
+                    try {
+                        start.await();
+                        storage.commit(write(doc, 0, bad ? tooLong : "ok", doc), c -> {
+                            throw new AssertionError("no rebase expected");
+                        });
+                        if (bad) {
+                            unexpected.add(doc + " was accepted");
+                        }
+                    } catch (StorageException e) {
+                        if (!bad) {
+                            unexpected.add(doc + " failed: " + e.getMessage());
+                        }
+                    } catch (Throwable t) {
+                        unexpected.add(doc + ": " + t);
+                    }
+                }));
+            }
+            start.countDown();
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertTrue(unexpected.isEmpty(), () -> String.join("\n", unexpected));
+            for (int w = 0; w < 40; w++) {
+                var stored = storage.load("iso-" + w);
+                if (w % 8 == 0) {
+                    assertEquals(0, stored.map(StoredDocument::seq).orElse(0L), "a failed write left traces");
+                } else {
+                    assertEquals("iso-" + w, stored.orElseThrow().fields().get("ok").asText());
+                }
+            }
+        }
+    }
+}
