@@ -60,8 +60,9 @@ public record DatabaseUrl(String jdbcUrl, String user, String password) {
         return jdbcUrl.replaceAll("(?i)(password=)[^&;]*", "$1***") + (user == null ? "" : " (user " + user + ")");
     }
 
+    /** Percent-decoding of URI user info: unlike form data, a {@code +} there is a plus, not a space. */
     private static String decode(String s) {
-        return URLDecoder.decode(s, StandardCharsets.UTF_8);
+        return URLDecoder.decode(s.replace("+", "%2B"), StandardCharsets.UTF_8);
     }
 
     private static String emptyToNull(String s) {

@@ -228,7 +228,7 @@ public final class PostgresStorage implements StorageAdapter {
         for (StoredDelta d : write.deltas()) {
             last.put(d.field(), d.value());
             ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                    .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer());
+                    .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp());
             row.set("value", d.value());
         }
         last.forEach((field, value) -> {
@@ -253,9 +253,9 @@ public final class PostgresStorage implements StorageAdapter {
         if (!rows.isEmpty()) {
             long max = write.clock().values().stream().mapToLong(Long::longValue).max().orElse(0);
             tx.dml("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
-                            + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(? / 1000.0)"
-                            + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT)",
-                    id, max, write.timestamp(), rows.toString());
+                            + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(x.ts / 1000.0)"
+                            + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT)",
+                    id, max, rows.toString());
         }
         return new CommitResult.Applied(write, rebasedOnto);
     }

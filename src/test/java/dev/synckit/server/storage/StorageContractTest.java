@@ -1,0 +1,679 @@
+package dev.synckit.server.storage;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.NullNode;
+import dev.synckit.server.config.Settings;
+import dev.synckit.server.protocol.Json;
+import dev.synckit.server.testing.TestDatabase;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The {@link StorageAdapter} contract, run unchanged against every implementation: {@link Memory} and
+ * {@link Postgres} inherit every test of {@link Contract}. (The implementations are {@code @Nested} so a
+ * plain {@code mvn test} runs them through this class; surefire skips nested class files of its own accord.)
+ */
+class StorageContractTest {
+
+    /** Settings for a PostgresStorage on a test database. */
+    static Settings.Storage postgresSettings(String url) {
+        return postgresSettings(url, 1, 1);
+    }
+
+    /** {@code maxBatch} 1 commits each write alone; above 1 writes share transactions (group commit). */
+    static Settings.Storage postgresSettings(String url, int maxBatch, int committers) {
+        return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(5), true, maxBatch, committers,
+                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+    }
+
+    static JsonNode json(String text) {
+        try {
+            return Json.MAPPER.readTree(text);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(text, e);
+        }
+    }
+
+    /** The contract tests; a subclass says how to open and close a fresh, empty store. */
+    abstract static class Contract {
+        protected StorageAdapter store;
+
+        protected abstract StorageAdapter open() throws Exception;
+
+        protected void dispose() throws Exception {
+        }
+
+        @BeforeEach
+        void openStore() throws Exception {
+            store = open();
+        }
+
+        @AfterEach
+        void closeStore() throws Exception {
+            try {
+                if (store != null) {
+                    store.close();
+                }
+            } finally {
+                dispose();
+            }
+        }
+
+        // ---- helpers ---------------------------------------------------------------------------------
+
+        static StoredDelta set(long seq, String field, JsonNode value, long ts) {
+            return new StoredDelta(seq, field, value, "writer-1", ts);
+        }
+
+        static StoredDelta del(long seq, String field, long ts) {
+            return new StoredDelta(seq, field, null, "writer-1", ts);
+        }
+
+        static DocumentWrite write(String doc, long baseSeq, List<StoredDelta> deltas, Map<String, Long> clock, long ts) {
+            return new DocumentWrite(doc, baseSeq, deltas, clock, null, ts, null, null);
+        }
+
+        static DocumentWrite write(String doc, long baseSeq, List<StoredDelta> deltas, Map<String, Long> clock, long ts,
+                                   String clientId, String messageId) {
+            return new DocumentWrite(doc, baseSeq, deltas, clock, null, ts, clientId, messageId);
+        }
+
+        /** Commits a write whose base is expected to be current: the store must not ask for a rebase. */
+        CommitResult commit(DocumentWrite w) throws StorageException {
+            return store.commit(w, current -> {
+                throw new AssertionError("unexpected rebase of " + w + " onto " + current);
+            });
+        }
+
+        /** Commits a write, rebasing it the way the sync core would if the store has moved on; records rebases. */
+        CommitResult commitRebasing(DocumentWrite w, List<StoredDocument> rebasedOnto) throws StorageException {
+            return store.commit(w, current -> {
+                synchronized (rebasedOnto) {
+                    rebasedOnto.add(current);
+                }
+                return rebase(w, current);
+            });
+        }
+
+        /** The write renumbered after {@code current}, its clock merged into the stored one. */
+        static DocumentWrite rebase(DocumentWrite w, StoredDocument current) {
+            long seq = current.seq();
+            List<StoredDelta> deltas = new ArrayList<>();
+            for (StoredDelta d : w.deltas()) {
+                deltas.add(new StoredDelta(++seq, d.field(), d.value(), d.writer(), d.timestamp()));
+            }
+            Map<String, Long> clock = new java.util.HashMap<>(current.clock());
+            w.clock().forEach((k, v) -> clock.merge(k, v, Math::max));
+            return new DocumentWrite(w.documentId(), current.seq(), deltas, clock, w.text(), w.timestamp(),
+                    w.clientId(), w.messageId());
+        }
+
+        /** Sets {@code field=value} as the next delta of {@code doc}, based on its current sequence. */
+        CommitResult setNext(String doc, String field, JsonNode value, long ts) throws StorageException {
+            long base = store.currentSeq(doc);
+            return commit(write(doc, base, List.of(set(base + 1, field, value, ts)), Map.of("c", base + 1), ts));
+        }
+
+        static long now() {
+            return System.currentTimeMillis();
+        }
+
+        static void assertNear(long expected, long actual) {
+            assertTrue(Math.abs(expected - actual) < 5_000, "expected about " + expected + " but was " + actual);
+        }
+
+        // ---- load / commit ---------------------------------------------------------------------------
+
+        @Test
+        void loadOfUnknownIdIsEmpty() throws Exception {
+            assertEquals(Optional.empty(), store.load("no-such-doc"));
+            assertEquals(0, store.currentSeq("no-such-doc"));
+            assertEquals(List.of(), store.deltasSince("no-such-doc", 0, 100));
+        }
+
+        @Test
+        void commitThenLoadReturnsEverything() throws Exception {
+            long ts = now();
+            TextState text = new TextState("{\"crdt\":[1,2,3]}", 7);
+            CommitResult result = commit(new DocumentWrite("doc-1", 0,
+                    List.of(set(1, "title", json("\"hello\""), ts), set(2, "count", json("3"), ts)),
+                    Map.of("client-a", 2L, "client-b", 5_000_000_000L), text, ts, null, null));
+            assertInstanceOf(CommitResult.Applied.class, result);
+
+            StoredDocument doc = store.load("doc-1").orElseThrow();
+            assertEquals("doc-1", doc.id());
+            assertEquals(Map.of("title", json("\"hello\""), "count", json("3")), doc.fields());
+            assertEquals(Map.of("client-a", 2L, "client-b", 5_000_000_000L), doc.clock());
+            assertEquals(2, doc.seq());
+            assertEquals(text, doc.text());
+            assertNear(ts, doc.updatedAt());
+            assertEquals(2, store.currentSeq("doc-1"));
+        }
+
+        @Test
+        void deleteDeltaRemovesTheField() throws Exception {
+            long ts = now();
+            commit(write("doc-d", 0, List.of(set(1, "a", json("1"), ts), set(2, "b", json("2"), ts)), Map.of("c", 2L), ts));
+            CommitResult r = commit(write("doc-d", 2, List.of(del(3, "a", ts)), Map.of("c", 3L), ts));
+            assertInstanceOf(CommitResult.Applied.class, r);
+
+            StoredDocument doc = store.load("doc-d").orElseThrow();
+            assertEquals(Map.of("b", json("2")), doc.fields());
+            assertEquals(3, doc.seq());
+            List<StoredDelta> deltas = store.deltasSince("doc-d", 2, 10);
+            assertEquals(1, deltas.size());
+            assertTrue(deltas.getFirst().isDelete(), "a delete comes back as a delete: " + deltas.getFirst());
+            assertEquals("a", deltas.getFirst().field());
+
+            // Deleting a field that does not exist, and set-then-delete inside one write.
+            commit(write("doc-d", 3, List.of(del(4, "never", ts), set(5, "x", json("9"), ts), del(6, "x", ts)),
+                    Map.of("c", 6L), ts));
+            assertEquals(Map.of("b", json("2")), store.load("doc-d").orElseThrow().fields());
+            // Delete-then-set inside one write keeps the value.
+            commit(write("doc-d", 6, List.of(del(7, "b", ts), set(8, "b", json("\"back\""), ts)), Map.of("c", 8L), ts));
+            assertEquals(Map.of("b", json("\"back\"")), store.load("doc-d").orElseThrow().fields());
+        }
+
+        @Test
+        void everyKindOfJsonValueRoundTrips() throws Exception {
+            Map<String, JsonNode> values = new LinkedHashMap<>();
+            values.put("null", NullNode.getInstance());
+            values.put("false", json("false"));
+            values.put("true", json("true"));
+            values.put("zero", json("0"));
+            values.put("negative", json("-17"));
+            values.put("decimal", json("1.5"));
+            values.put("big", json("12345678901234567890123"));
+            values.put("emptyString", json("\"\""));
+            values.put("string", json("\"plain\""));
+            values.put("emptyObject", json("{}"));
+            values.put("emptyArray", json("[]"));
+            values.put("nested", json("{\"a\":{\"b\":[1,{\"c\":null},false,\"\",0]},\"z\":\"y\"}"));
+            values.put("array", json("[null,false,0,\"\",[],{},\"x\"]"));
+            values.put("unicode", json("\"Grüße, 你好, ñ, \\u00e9, emoji \\ud83d\\ude00, quote \\\" backslash \\\\ tab \\t\""));
+            values.put("ünïcødé-field 名前", json("\"value with field name in unicode\""));
+            values.put("field.with.dots/and/slashes", json("1"));
+
+            long ts = now();
+            List<StoredDelta> deltas = new ArrayList<>();
+            long seq = 0;
+            for (Map.Entry<String, JsonNode> e : values.entrySet()) {
+                deltas.add(set(++seq, e.getKey(), e.getValue(), ts));
+            }
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-json", 0, deltas, Map.of("c", seq), ts)));
+
+            StoredDocument doc = store.load("doc-json").orElseThrow();
+            assertEquals(values.keySet(), doc.fields().keySet(), "falsy values must not be dropped");
+            for (Map.Entry<String, JsonNode> e : values.entrySet()) {
+                assertEquals(e.getValue(), doc.fields().get(e.getKey()), "field " + e.getKey());
+            }
+            List<StoredDelta> stored = store.deltasSince("doc-json", 0, 100);
+            assertEquals(values.size(), stored.size());
+            for (StoredDelta d : stored) {
+                assertFalse(d.isDelete(), "a set of " + d.field() + " is not a delete");
+                assertEquals(values.get(d.field()), d.value(), "delta of " + d.field());
+            }
+        }
+
+        @Test
+        void jsonValuesSurviveAnUpdateOfAnotherField() throws Exception {
+            long ts = now();
+            commit(write("doc-keep", 0, List.of(set(1, "zero", json("0"), ts), set(2, "no", json("false"), ts),
+                    set(3, "nil", NullNode.getInstance(), ts)), Map.of("c", 3L), ts));
+            commit(write("doc-keep", 3, List.of(set(4, "other", json("\"x\""), ts)), Map.of("c", 4L), ts));
+            assertEquals(Map.of("zero", json("0"), "no", json("false"), "nil", NullNode.getInstance(), "other", json("\"x\"")),
+                    store.load("doc-keep").orElseThrow().fields());
+        }
+
+        // ---- base sequence --------------------------------------------------------------------------
+
+        @Test
+        void staleBaseSeqIsRebasedOntoTheCurrentDocument() throws Exception {
+            long ts = now();
+            CommitResult first = commit(write("doc-s", 0, List.of(set(1, "a", json("1"), ts), set(2, "b", json("2"), ts)),
+                    Map.of("c", 2L), ts));
+            assertNull(assertInstanceOf(CommitResult.Applied.class, first).rebasedOnto(), "a current base is not rebased");
+
+            // Written from base 1 (another instance wrote seq 2 meanwhile): rebased onto seq 2 under the lock.
+            List<StoredDocument> seen = new ArrayList<>();
+            CommitResult r = commitRebasing(write("doc-s", 1, List.of(set(2, "a", json("\"mine\""), ts)),
+                    Map.of("x", 1L), ts, "client-x", "m-1"), seen);
+            CommitResult.Applied applied = assertInstanceOf(CommitResult.Applied.class, r);
+            assertEquals(1, seen.size(), "rebased exactly once");
+            StoredDocument onto = seen.getFirst();
+            assertEquals(onto, applied.rebasedOnto());
+            assertEquals(2, onto.seq());
+            assertEquals(Map.of("a", json("1"), "b", json("2")), onto.fields());
+            assertEquals(Map.of("c", 2L), onto.clock());
+            assertEquals(2, applied.write().baseSeq());
+            assertEquals(List.of(3L), applied.write().deltas().stream().map(StoredDelta::seq).toList());
+
+            // What is stored is the rebased write.
+            StoredDocument doc = store.load("doc-s").orElseThrow();
+            assertEquals(3, doc.seq());
+            assertEquals(Map.of("a", json("\"mine\""), "b", json("2")), doc.fields());
+            assertEquals(Map.of("c", 2L, "x", 1L), doc.clock());
+            assertEquals(List.of(1L, 2L, 3L), store.deltasSince("doc-s", 0, 100).stream().map(StoredDelta::seq).toList());
+
+            // The rebased write's message id is recorded: its retry is a duplicate.
+            assertInstanceOf(CommitResult.Duplicate.class, commit(write("doc-s", 3, List.of(set(4, "a", json("0"), ts)),
+                    Map.of("x", 2L), ts, "client-x", "m-1")));
+            assertEquals(3, store.currentSeq("doc-s"));
+
+            // A base ahead of the store is rebased too.
+            seen.clear();
+            assertInstanceOf(CommitResult.Applied.class, commitRebasing(write("doc-s", 9,
+                    List.of(set(10, "b", json("false"), ts)), Map.of("x", 3L), ts), seen));
+            assertEquals(1, seen.size());
+            assertEquals(4, store.currentSeq("doc-s"));
+            assertEquals(json("false"), store.load("doc-s").orElseThrow().fields().get("b"));
+        }
+
+        @Test
+        void staleBaseSeqOnAnUnknownDocumentIsRebasedOntoAnEmptyOne() throws Exception {
+            long ts = now();
+            List<StoredDocument> seen = new ArrayList<>();
+            CommitResult r = commitRebasing(write("doc-new", 4, List.of(set(5, "a", json("1"), ts)), Map.of("c", 5L), ts), seen);
+            CommitResult.Applied applied = assertInstanceOf(CommitResult.Applied.class, r);
+            assertEquals(1, seen.size());
+            assertEquals(0, applied.rebasedOnto().seq());
+            assertEquals(Map.of(), applied.rebasedOnto().fields());
+            assertEquals(Map.of(), applied.rebasedOnto().clock());
+            StoredDocument doc = store.load("doc-new").orElseThrow();
+            assertEquals(1, doc.seq());
+            assertEquals(Map.of("a", json("1")), doc.fields());
+        }
+
+        // ---- de-duplication -------------------------------------------------------------------------
+
+        @Test
+        void duplicateMessageIsNotAppliedTwice() throws Exception {
+            long ts = now();
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-m", 0,
+                    List.of(set(1, "n", json("1"), ts)), Map.of("c1", 1L), ts, "c1", "msg-1")));
+
+            // The retry is computed from the new state (base 1) but carries the same ids.
+            CommitResult again = commit(write("doc-m", 1, List.of(set(2, "n", json("2"), ts)),
+                    Map.of("c1", 2L), ts, "c1", "msg-1"));
+            assertInstanceOf(CommitResult.Duplicate.class, again);
+            StoredDocument doc = store.load("doc-m").orElseThrow();
+            assertEquals(1, doc.seq());
+            assertEquals(Map.of("n", json("1")), doc.fields());
+            assertEquals(Map.of("c1", 1L), doc.clock());
+            assertEquals(1, store.deltasSince("doc-m", 0, 100).size());
+
+            // A retry from an old base is still reported as a duplicate (rebased or not).
+            assertInstanceOf(CommitResult.Duplicate.class, commitRebasing(write("doc-m", 0,
+                    List.of(set(1, "n", json("1"), ts)), Map.of("c1", 1L), ts, "c1", "msg-1"), new ArrayList<>()));
+            assertEquals(1, store.currentSeq("doc-m"));
+
+            // The same message id from another client is a different message.
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-m", 1,
+                    List.of(set(2, "n", json("2"), ts)), Map.of("c1", 1L, "c2", 1L), ts, "c2", "msg-1")));
+            assertEquals(2, store.currentSeq("doc-m"));
+            assertEquals(json("2"), store.load("doc-m").orElseThrow().fields().get("n"));
+
+            // The same pair on another document is a different message too.
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-m2", 0,
+                    List.of(set(1, "n", json("1"), ts)), Map.of("c1", 1L), ts, "c1", "msg-1")));
+        }
+
+        @Test
+        void writesWithoutMessageIdsAreNeverDeduplicated() throws Exception {
+            long ts = now();
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-nd", 0,
+                    List.of(set(1, "n", json("1"), ts)), Map.of("c", 1L), ts, "c1", null)));
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-nd", 1,
+                    List.of(set(2, "n", json("1"), ts)), Map.of("c", 2L), ts, "c1", null)));
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-nd", 2,
+                    List.of(set(3, "n", json("1"), ts)), Map.of("c", 3L), ts, null, "msg")));
+            assertInstanceOf(CommitResult.Applied.class, commit(write("doc-nd", 3,
+                    List.of(set(4, "n", json("1"), ts)), Map.of("c", 4L), ts, null, "msg")));
+            assertEquals(4, store.currentSeq("doc-nd"));
+        }
+
+        @Test
+        void concurrentWritesFromTheSameBaseAreAllAppliedInSomeOrder() throws Exception {
+            int writers = 8;
+            for (String doc : List.of("doc-race-new", "doc-race-old")) {
+                long ts = now();
+                if (doc.equals("doc-race-old")) {
+                    setNext(doc, "w", json("-1"), ts);
+                }
+                long base = store.currentSeq(doc);
+                List<java.util.concurrent.Future<CommitResult>> results = new ArrayList<>();
+                List<StoredDocument> seen = new ArrayList<>();
+                java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
+                try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+                    for (int i = 0; i < writers; i++) {
+                        int n = i;
+                        results.add(pool.submit(() -> {
+                            go.await();
+                            return commitRebasing(write(doc, base, List.of(set(base + 1, "w" + n, json(String.valueOf(n)), ts)),
+                                    Map.of("c" + n, 1L), ts, "c" + n, "m"), seen);
+                        }));
+                    }
+                    go.countDown();
+                }
+                java.util.Set<Long> seqs = new java.util.TreeSet<>();
+                int notRebased = 0;
+                for (var f : results) {
+                    CommitResult.Applied a = assertInstanceOf(CommitResult.Applied.class, f.get(), doc);
+                    seqs.add(a.write().lastSeq());
+                    if (a.rebasedOnto() == null) {
+                        notRebased++;
+                    }
+                }
+                assertEquals(writers, seqs.size(), "every write got its own sequence number: " + seqs);
+                assertEquals(base + writers, (long) ((java.util.TreeSet<Long>) seqs).last());
+                assertTrue(notRebased <= 1, "at most the first write needs no rebase");
+                assertEquals(writers - notRebased, seen.size());
+                assertEquals(base + writers, store.currentSeq(doc));
+                assertEquals(base + writers, store.deltasSince(doc, 0, 100).size());
+                StoredDocument stored = store.load(doc).orElseThrow();
+                for (int i = 0; i < writers; i++) {
+                    assertEquals(json(String.valueOf(i)), stored.fields().get("w" + i), "no write lost: w" + i);
+                    assertEquals(1L, stored.clock().get("c" + i));
+                }
+            }
+        }
+
+        // ---- sequence and deltas --------------------------------------------------------------------
+
+        @Test
+        void currentSeqFollowsCommits() throws Exception {
+            long ts = now();
+            assertEquals(0, store.currentSeq("doc-q"));
+            commit(write("doc-q", 0, List.of(set(1, "a", json("1"), ts)), Map.of("c", 1L), ts));
+            assertEquals(1, store.currentSeq("doc-q"));
+            commit(write("doc-q", 1, List.of(set(2, "a", json("2"), ts), set(3, "b", json("3"), ts),
+                    del(4, "a", ts)), Map.of("c", 4L), ts));
+            assertEquals(4, store.currentSeq("doc-q"));
+            // A write without deltas (clock or text only) keeps the sequence.
+            assertInstanceOf(CommitResult.Applied.class, commit(new DocumentWrite("doc-q", 4, List.of(),
+                    Map.of("c", 5L), new TextState("t", 1), ts, null, null)));
+            assertEquals(4, store.currentSeq("doc-q"));
+            assertEquals(4, store.load("doc-q").orElseThrow().seq());
+        }
+
+        @Test
+        void deltasSinceIsOrderedAndLimited() throws Exception {
+            long ts = now();
+            commit(write("doc-x", 0, List.of(set(1, "a", json("1"), ts), set(2, "b", json("2"), ts)),
+                    Map.of("c", 2L), ts));
+            commit(write("doc-x", 2, List.of(set(3, "c", json("3"), ts + 1), del(4, "a", ts + 1),
+                    set(5, "a", json("5"), ts + 2)), Map.of("c", 5L), ts + 1));
+            commit(write("doc-other", 0, List.of(set(1, "z", json("0"), ts)), Map.of("c", 1L), ts));
+
+            List<StoredDelta> all = store.deltasSince("doc-x", 0, 100);
+            assertEquals(List.of(1L, 2L, 3L, 4L, 5L), all.stream().map(StoredDelta::seq).toList());
+            assertEquals(List.of("a", "b", "c", "a", "a"), all.stream().map(StoredDelta::field).toList());
+            assertEquals(json("1"), all.get(0).value());
+            assertTrue(all.get(3).isDelete());
+            assertEquals(json("5"), all.get(4).value());
+            for (StoredDelta d : all) {
+                assertEquals("writer-1", d.writer());
+            }
+            assertEquals(ts, all.get(0).timestamp());
+            assertEquals(ts + 1, all.get(2).timestamp());
+            assertEquals(ts + 2, all.get(4).timestamp(), "each delta keeps its own time");
+
+            assertEquals(List.of(3L, 4L), store.deltasSince("doc-x", 2, 2).stream().map(StoredDelta::seq).toList());
+            assertEquals(List.of(1L), store.deltasSince("doc-x", 0, 1).stream().map(StoredDelta::seq).toList());
+            assertEquals(List.of(5L), store.deltasSince("doc-x", 4, 10).stream().map(StoredDelta::seq).toList());
+            assertEquals(List.of(), store.deltasSince("doc-x", 5, 10));
+            assertEquals(List.of(), store.deltasSince("doc-x", 99, 10));
+            assertEquals(List.of(1L), store.deltasSince("doc-other", 0, 10).stream().map(StoredDelta::seq).toList());
+        }
+
+        // ---- list / delete --------------------------------------------------------------------------
+
+        @Test
+        void listIsNewestFirstWithLimitAndOffset() throws Exception {
+            long ts = now();
+            assertEquals(List.of(), store.list(10, 0));
+            setNext("doc-a", "f", json("1"), ts);
+            Thread.sleep(5);
+            setNext("doc-b", "f", json("1"), ts + 10);
+            Thread.sleep(5);
+            setNext("doc-c", "f", json("1"), ts + 20);
+            Thread.sleep(5);
+            setNext("doc-c", "f", json("2"), ts + 30);
+
+            List<DocumentSummary> all = store.list(10, 0);
+            assertEquals(List.of("doc-c", "doc-b", "doc-a"), all.stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of(2L, 1L, 1L), all.stream().map(DocumentSummary::seq).toList());
+            assertTrue(all.get(0).updatedAt() >= all.get(1).updatedAt());
+            assertTrue(all.get(1).updatedAt() >= all.get(2).updatedAt());
+
+            assertEquals(List.of("doc-c", "doc-b"), store.list(2, 0).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of("doc-b"), store.list(1, 1).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of(), store.list(10, 3));
+
+            // Touching the oldest moves it to the front.
+            Thread.sleep(5);
+            setNext("doc-a", "f", json("3"), ts + 40);
+            assertEquals("doc-a", store.list(1, 0).getFirst().id());
+        }
+
+        @Test
+        void deleteRemovesTheDocumentWithItsDeltasAndMessageIds() throws Exception {
+            long ts = now();
+            commit(new DocumentWrite("doc-del", 0, List.of(set(1, "a", json("1"), ts)), Map.of("c", 1L),
+                    new TextState("s", 1), ts, "c1", "m1"));
+            setNext("doc-keep", "a", json("1"), ts);
+
+            assertTrue(store.delete("doc-del"));
+            assertEquals(Optional.empty(), store.load("doc-del"));
+            assertEquals(0, store.currentSeq("doc-del"));
+            assertEquals(List.of(), store.deltasSince("doc-del", 0, 10));
+            assertEquals(List.of("doc-keep"), store.list(10, 0).stream().map(DocumentSummary::id).toList());
+            assertFalse(store.delete("doc-del"));
+            assertFalse(store.delete("never-existed"));
+
+            // The id can be used again from scratch; its old message ids are gone with it.
+            CommitResult r = commit(new DocumentWrite("doc-del", 0, List.of(set(1, "b", json("2"), ts)),
+                    Map.of("d", 1L), null, ts, "c1", "m1"));
+            assertInstanceOf(CommitResult.Applied.class, r);
+            StoredDocument doc = store.load("doc-del").orElseThrow();
+            assertEquals(Map.of("b", json("2")), doc.fields());
+            assertEquals(Map.of("d", 1L), doc.clock());
+            assertNull(doc.text());
+            assertEquals(1, doc.seq());
+        }
+
+        // ---- clock and text -------------------------------------------------------------------------
+
+        @Test
+        void clockIsStoredAsGiven() throws Exception {
+            long ts = now();
+            commit(write("doc-clk", 0, List.of(set(1, "a", json("1"), ts)), Map.of("a", 1L), ts));
+            assertEquals(Map.of("a", 1L), store.load("doc-clk").orElseThrow().clock());
+
+            commit(write("doc-clk", 1, List.of(set(2, "a", json("2"), ts)),
+                    Map.of("a", 3L, "b", 7L, "big", Long.MAX_VALUE), ts));
+            assertEquals(Map.of("a", 3L, "b", 7L, "big", Long.MAX_VALUE), store.load("doc-clk").orElseThrow().clock());
+
+            commit(write("doc-clk", 2, List.of(set(3, "b", json("1"), ts)),
+                    Map.of("a", 3L, "b", 8L, "big", Long.MAX_VALUE, "c", 0L), ts));
+            assertEquals(Map.of("a", 3L, "b", 8L, "big", Long.MAX_VALUE, "c", 0L), store.load("doc-clk").orElseThrow().clock());
+        }
+
+        @Test
+        void textStateIsKeptUntilReplaced() throws Exception {
+            long ts = now();
+            String crdt = "{\"ops\":[{\"id\":\"a:1\",\"ch\":\"é\\\"\"}],\"nul\":null,\"zero\":0}";
+            commit(new DocumentWrite("doc-t", 0, List.of(), Map.of("a", 1L), new TextState(crdt, 1), ts, null, null));
+            StoredDocument doc = store.load("doc-t").orElseThrow();
+            assertEquals(new TextState(crdt, 1), doc.text());
+            assertEquals(Map.of(), doc.fields());
+            assertEquals(0, doc.seq());
+
+            // A field write does not touch the text.
+            commit(write("doc-t", 0, List.of(set(1, "title", json("\"t\""), ts)), Map.of("a", 2L), ts));
+            doc = store.load("doc-t").orElseThrow();
+            assertEquals(new TextState(crdt, 1), doc.text());
+            assertEquals(Map.of("title", json("\"t\"")), doc.fields());
+
+            // A new text state replaces it and keeps the fields; an empty state is a state too.
+            commit(new DocumentWrite("doc-t", 1, List.of(), Map.of("a", 3L), new TextState("", 0), ts, null, null));
+            doc = store.load("doc-t").orElseThrow();
+            assertEquals(new TextState("", 0), doc.text());
+            assertEquals(Map.of("title", json("\"t\"")), doc.fields());
+        }
+
+        // ---- operations -----------------------------------------------------------------------------
+
+        @Test
+        void healthyAndDescribed() {
+            assertTrue(store.healthy());
+            assertNotNull(store.describe());
+            assertFalse(store.describe().isBlank());
+        }
+
+        @Test
+        void cleanupReturnsCounts() throws Exception {
+            setNext("doc-cl", "a", json("1"), now());
+            StorageAdapter.Cleanup c = store.cleanup(Duration.ofDays(30), 1000, Duration.ofHours(24));
+            assertNotNull(c);
+            assertTrue(c.deltas() >= 0 && c.appliedMessages() >= 0 && c.sessions() >= 0, c.toString());
+            // Nothing recent is removed.
+            assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ZERO, 0, Duration.ZERO));
+            assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
+        }
+    }
+
+    @Nested
+    class Memory extends Contract {
+        @Override
+        protected StorageAdapter open() {
+            return new MemoryStorage(1000);
+        }
+    }
+
+    /** The same contract with group commit on: writes from several threads share transactions. */
+    @Nested
+    class PostgresGroupCommit extends Postgres {
+        @Override
+        protected Settings.Storage settings(String url) {
+            return postgresSettings(url, 16, 2);
+        }
+    }
+
+    @Nested
+    class Postgres extends Contract {
+        private TestDatabase db;
+
+        protected Settings.Storage settings(String url) {
+            return postgresSettings(url);
+        }
+
+        @Override
+        protected StorageAdapter open() throws Exception {
+            db = TestDatabase.create();
+            return PostgresStorage.open(settings(db.url()));
+        }
+
+        @Override
+        protected void dispose() {
+            if (db != null) {
+                db.close();
+            }
+        }
+
+        private void sql(String statement) throws SQLException {
+            try (Connection c = db.connect(); Statement s = c.createStatement()) {
+                s.execute(statement);
+            }
+        }
+
+        private long count(String query) throws SQLException {
+            try (Connection c = db.connect(); Statement s = c.createStatement(); ResultSet rs = s.executeQuery(query)) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        }
+
+        @Test
+        void cleanupRemovesOldRowsButKeepsTheNewestDeltasOfEachDocument() throws Exception {
+            long ts = now();
+            // doc-old: 5 deltas, all made 40 days old below; 2 are kept.
+            commit(write("doc-old", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
+                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "old-1"));
+            commit(write("doc-old", 3, List.of(set(4, "a", json("4"), ts), set(5, "b", json("0"), ts)),
+                    Map.of("c", 5L), ts, "c1", "old-2"));
+            // doc-few: 2 old deltas, fewer than the number kept: both stay.
+            commit(write("doc-few", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts)),
+                    Map.of("c", 2L), ts));
+            // doc-new: recent deltas stay whatever their number.
+            commit(write("doc-new", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
+                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "new-1"));
+            // A row as the TS server writes it (no seq), old: removed by age alone.
+            sql("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, timestamp)"
+                    + " VALUES ('doc-old', 'ts-client', 'set', 'a', NULL, 1, NOW() - INTERVAL '40 days')");
+            sql("UPDATE deltas SET timestamp = NOW() - INTERVAL '40 days' WHERE document_id IN ('doc-old', 'doc-few')");
+            sql("UPDATE synckit_applied_messages SET applied_at = NOW() - INTERVAL '40 days' WHERE message_id = 'old-1'");
+            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-old', 'u', NOW() - INTERVAL '2 days'),"
+                    + " ('s-new', 'u', NOW())");
+
+            StorageAdapter.Cleanup removed = store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24));
+            assertEquals(new StorageAdapter.Cleanup(4, 1, 1), removed);
+
+            assertEquals(List.of(4L, 5L), store.deltasSince("doc-old", 0, 100).stream().map(StoredDelta::seq).toList());
+            assertEquals(List.of(1L, 2L), store.deltasSince("doc-few", 0, 100).stream().map(StoredDelta::seq).toList());
+            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
+            assertEquals(0, count("SELECT COUNT(*) FROM deltas WHERE seq IS NULL"));
+            assertEquals(1, count("SELECT COUNT(*) FROM sessions"));
+            assertEquals(2, count("SELECT COUNT(*) FROM synckit_applied_messages"));
+            // Documents themselves are untouched.
+            assertEquals(Map.of("a", json("4"), "b", json("0")), store.load("doc-old").orElseThrow().fields());
+
+            // Again: nothing left to remove.
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24)));
+            // keep 0 removes every old delta.
+            assertEquals(new StorageAdapter.Cleanup(4, 0, 0), store.cleanup(Duration.ofDays(30), 0, Duration.ofHours(24)));
+            assertEquals(List.of(), store.deltasSince("doc-old", 0, 100));
+            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
+        }
+
+        @Test
+        void stateIsStoredInTheTsShape() throws Exception {
+            long ts = now();
+            commit(write("doc-shape", 0, List.of(set(1, "title", json("\"x\""), ts), set(2, "n", json("0"), ts)),
+                    Map.of("c", 2L), ts));
+            commit(write("doc-shape", 2, List.of(del(3, "title", ts)), Map.of("c", 3L), ts));
+            try (Connection c = db.connect();
+                 PreparedStatement ps = c.prepareStatement("SELECT state::text, version FROM documents WHERE id = ?")) {
+                ps.setString(1, "doc-shape");
+                try (ResultSet rs = ps.executeQuery()) {
+                    assertTrue(rs.next());
+                    assertEquals(json("{\"id\":\"doc-shape\",\"fields\":{\"n\":0}}"), json(rs.getString(1)));
+                    assertTrue(rs.getLong(2) >= 2, "the version trigger counts updates");
+                }
+            }
+        }
+    }
+}
