@@ -6,6 +6,7 @@ import dev.synckit.server.config.Settings;
 import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.pubsub.LocalFanOut;
+import dev.synckit.server.pubsub.RedisFanOut;
 import dev.synckit.server.storage.MemoryStorage;
 import dev.synckit.server.storage.PostgresStorage;
 import dev.synckit.server.storage.StorageException;
@@ -52,10 +53,27 @@ public final class SyncServer implements AutoCloseable {
     static SyncServer setup(WebServerConfig.Builder server, Settings settings) {
         Clock clock = Clock.systemUTC();
         StorageAdapter storage = openStorage(settings.storage());
-        FanOut fanOut = new LocalFanOut();
+        FanOut fanOut = openFanOut(settings);
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),
                 settings.sync().batchDelay());
-        Awareness awareness = new Awareness(documents::subscribers, settings.sync().awarenessTimeout(), clock);
+        Awareness awareness = new Awareness(documents::subscribers, fanOut, settings.sync().awarenessTimeout(), clock);
+        fanOut.start(new FanOut.Remote() {
+            @Override
+            public void write(FanOut.RemoteWrite write) {
+                documents.applyRemote(write);
+            }
+
+            @Override
+            public void presence(String documentId, String clientId, com.fasterxml.jackson.databind.JsonNode state, long c) {
+                awareness.remote(documentId, clientId, state, c);
+            }
+
+            @Override
+            public void resync(String documentId) {
+                documents.resync(documentId);
+                awareness.resync(documentId);
+            }
+        });
         Authenticator authenticator = new Authenticator(settings.auth(), clock);
         Gateway gateway = new Gateway(settings, authenticator, documents, awareness);
 
@@ -73,7 +91,7 @@ public final class SyncServer implements AutoCloseable {
                             new AuthRoutes(authenticator, jwt, settings.auth().accessTokenTtl(),
                                     settings.auth().refreshTokenTtl())));
                 });
-        LOG.info(() -> "storage: " + storage.describe() + "; fan-out: single instance");
+        LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
         return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()));
     }
 
@@ -85,6 +103,17 @@ public final class SyncServer implements AutoCloseable {
         try {
             return PostgresStorage.open(settings);
         } catch (StorageException e) {
+            throw new StartupException(e.getMessage(), e);
+        }
+    }
+
+    private static FanOut openFanOut(Settings settings) {
+        if (!settings.redis().enabled()) {
+            return new LocalFanOut();
+        }
+        try {
+            return RedisFanOut.connect(settings.redis(), settings.sync().awarenessTimeout());
+        } catch (IllegalStateException e) {
             throw new StartupException(e.getMessage(), e);
         }
     }

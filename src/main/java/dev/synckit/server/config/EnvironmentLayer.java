@@ -25,7 +25,8 @@ final class EnvironmentLayer {
             Map.entry("WS_HEARTBEAT_INTERVAL", "synckit.websocket.heartbeat-interval-ms"),
             Map.entry("SYNC_BATCH_DELAY", "synckit.sync.batch-delay-ms"),
             Map.entry("DATABASE_URL", "synckit.storage.url"),
-            Map.entry("REDIS_URL", "synckit.redis.url"));
+            Map.entry("REDIS_URL", "synckit.redis.url"),
+            Map.entry("REDIS_CHANNEL_PREFIX", "synckit.redis.channel-prefix"));
 
     private EnvironmentLayer() {
     }
@@ -41,6 +42,10 @@ final class EnvironmentLayer {
         String csharp = env.get("ConnectionStrings__synckit");
         if (csharp != null && !env.containsKey("DATABASE_URL")) {
             keys.put("synckit.storage.url", csharp);
+        }
+        String csharpRedis = env.get("ConnectionStrings__redis");
+        if (csharpRedis != null && !env.containsKey("REDIS_URL")) {
+            keys.put("synckit.redis.url", csharpRedis);
         }
         // Upstream names win over the generic mapping of the same variable.
         UPSTREAM_NAMES.forEach((name, key) -> {

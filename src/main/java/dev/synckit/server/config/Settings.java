@@ -43,7 +43,13 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
     }
 
-    public record Redis(String url) {}
+    /** An empty url means a single instance (no fan-out). */
+    public record Redis(String url, String channelPrefix, boolean required, int nettyThreads, int threads,
+                        int connectionPoolSize, Duration timeout) {
+        public boolean enabled() {
+            return !url.isEmpty();
+        }
+    }
 
     private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d|w)?");
 
@@ -61,7 +67,9 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
                         integer(s, "sync.max-cached-documents")),
                 storage(s),
-                new Redis(string(s, "redis.url")));
+                new Redis(string(s, "redis.url"), string(s, "redis.channel-prefix"), bool(s, "redis.required"),
+                        integer(s, "redis.netty-threads"), integer(s, "redis.threads"),
+                        integer(s, "redis.connection-pool-size"), duration(s, "redis.timeout-ms", "ms")));
         settings.validate();
         return settings;
     }
@@ -144,9 +152,28 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
             default -> throw new ConfigException("synckit.storage.type is '" + storage.type
                     + "'; use auto, memory or postgres");
         }
+        positiveRedis(redis);
+        if (redis.enabled() && !redis.url.startsWith("redis://") && !redis.url.startsWith("rediss://")
+                && !redis.url.matches("[^,/]+:\\d+(,.*)?")) {
+            throw new ConfigException("synckit.redis.url (REDIS_URL) is '" + redis.url.replaceAll("(?i)password=[^,]*", "password=***")
+                    + "'; use redis://host:6379, rediss://… or host:6379,password=…");
+        }
+        if (redis.enabled() && !storage.postgres()) {
+            throw new ConfigException("synckit.redis.url (REDIS_URL) is set but storage is in memory; several instances"
+                    + " need a shared PostgreSQL (DATABASE_URL) to catch up from");
+        }
         if (storage.type.equals("memory") && !storage.url.isEmpty()) {
             throw new ConfigException("synckit.storage.type is memory but synckit.storage.url (DATABASE_URL) is set;"
                     + " unset the URL or set the type to auto or postgres");
+        }
+    }
+
+    private static void positiveRedis(Redis redis) {
+        positive("synckit.redis.netty-threads", redis.nettyThreads);
+        positive("synckit.redis.threads", redis.threads);
+        positive("synckit.redis.connection-pool-size", redis.connectionPoolSize);
+        if (redis.timeout.isZero()) {
+            throw new ConfigException("synckit.redis.timeout-ms must be above 0");
         }
     }
 
@@ -168,6 +195,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " batchDelay=" + sync.batchDelay.toMillis() + "ms"
                 + " awarenessTimeout=" + sync.awarenessTimeout.toMillis() + "ms"
                 + " maxCachedDocuments=" + sync.maxCachedDocuments
+                + " redis=" + (redis.enabled() ? redis.url.replaceAll("//[^@/]*@", "//***@").replaceAll("(?i)password=[^,]*", "password=***")
+                + " prefix=" + redis.channelPrefix : "off")
                 + " storage=" + storage.type + (storage.postgres()
                 ? " db=" + dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
                 + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart : "");

@@ -31,19 +31,31 @@ public final class Awareness {
 
     private final Map<String, Room> rooms = new ConcurrentHashMap<>();
     private final Function<String, Set<Peer>> documentSubscribers;
+    private final dev.synckit.server.pubsub.FanOut fanOut;
     private final Clock clock;
     private final long timeoutMillis;
 
     /** @param documentSubscribers the current document subscribers of an id (may be empty) */
-    public Awareness(Function<String, Set<Peer>> documentSubscribers, Duration timeout, Clock clock) {
+    public Awareness(Function<String, Set<Peer>> documentSubscribers, dev.synckit.server.pubsub.FanOut fanOut,
+                     Duration timeout, Clock clock) {
         this.documentSubscribers = documentSubscribers;
+        this.fanOut = fanOut;
         this.timeoutMillis = timeout.toMillis();
         this.clock = clock;
     }
 
     public void subscribe(Peer peer, String documentId) {
         Room room = rooms.computeIfAbsent(documentId, k -> new Room());
-        room.subscribers.add(peer);
+        if (room.subscribers.add(peer) && room.subscribers.size() == 1) {
+            fanOut.listen(documentId);
+        }
+        // Presence held by other instances (a late joiner here must see it too); ours wins for our clients.
+        long cutoff = clock.millis() - timeoutMillis;
+        for (var remote : fanOut.presence(documentId)) {
+            if (remote.updatedAt() >= cutoff) {
+                room.entries.putIfAbsent(remote.clientId(), new Entry(remote.state(), remote.clock(), remote.updatedAt(), null));
+            }
+        }
         ObjectNode body = Json.object().put("documentId", documentId);
         ArrayNode states = body.putArray("states");
         room.entries.forEach((clientId, e) -> states.addObject()
@@ -60,6 +72,18 @@ public final class Awareness {
             room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), sender));
         }
         fanOut(room, documentId, clientId, state, updateClock);
+        fanOut.publishPresence(documentId, clientId, state, updateClock);
+    }
+
+    /** A presence change made through another instance: stored as nobody's here, and told to local clients. */
+    public void remote(String documentId, String clientId, JsonNode state, long updateClock) {
+        Room room = rooms.computeIfAbsent(documentId, k -> new Room());
+        if (state == null) {
+            room.entries.remove(clientId);
+        } else {
+            room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), null));
+        }
+        fanOut(room, documentId, clientId, state, updateClock);
     }
 
     private void fanOut(Room room, String documentId, String clientId, JsonNode state, long updateClock) {
@@ -72,13 +96,42 @@ public final class Awareness {
         targets.forEach(p -> p.send(message));
     }
 
+    /**
+     * Presence messages from other instances may have been missed (we were not listening yet, or Redis was
+     * away): take the shared presence as the truth for every entry not owned by a connection here.
+     */
+    public void resync(String documentId) {
+        Room room = rooms.get(documentId);
+        if (room == null) {
+            return;
+        }
+        Map<String, dev.synckit.server.pubsub.FanOut.Presence> shared = new java.util.HashMap<>();
+        fanOut.presence(documentId).forEach(p -> shared.put(p.clientId(), p));
+        long cutoff = clock.millis() - timeoutMillis;
+        room.entries.forEach((clientId, e) -> {
+            if (e.owner == null && !shared.containsKey(clientId) && room.entries.remove(clientId, e)) {
+                fanOut(room, documentId, clientId, null, clock.millis());
+            }
+        });
+        shared.values().forEach(p -> {
+            Entry mine = room.entries.get(p.clientId());
+            if (p.updatedAt() >= cutoff && (mine == null || (mine.owner == null && mine.clock < p.clock()))) {
+                room.entries.put(p.clientId(), new Entry(p.state(), p.clock(), p.updatedAt(), null));
+                fanOut(room, documentId, p.clientId(), p.state(), p.clock());
+            }
+        });
+    }
+
     /** Forgets a closed connection and announces that the clients it published presence for have left. */
     public void disconnected(Peer peer) {
         rooms.forEach((documentId, room) -> {
-            room.subscribers.remove(peer);
+            if (room.subscribers.remove(peer) && room.subscribers.isEmpty()) {
+                fanOut.unlisten(documentId);
+            }
             room.entries.forEach((clientId, e) -> {
                 if (e.owner == peer && room.entries.remove(clientId, e)) {
                     fanOut(room, documentId, clientId, null, clock.millis());
+                    fanOut.publishPresence(documentId, clientId, null, clock.millis());
                 }
             });
         });
@@ -94,6 +147,10 @@ public final class Awareness {
             for (Map.Entry<String, Entry> e : room.entries.entrySet()) {
                 if (e.getValue().updatedAt < cutoff && room.entries.remove(e.getKey(), e.getValue())) {
                     fanOut(room, r.getKey(), e.getKey(), null, clock.millis());
+                    if (e.getValue().owner != null) {
+                        // Only the instance that owns an entry announces its expiry to the others.
+                        fanOut.publishPresence(r.getKey(), e.getKey(), null, clock.millis());
+                    }
                     removed++;
                 }
             }

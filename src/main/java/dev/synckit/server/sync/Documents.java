@@ -106,11 +106,8 @@ public final class Documents {
         try {
             Document fresh = locked(documentId, doc -> {
                 // Another instance may have written since we cached it; one cheap query tells.
-                if (storage.currentSeq(documentId) != doc.seq) {
-                    refreshed(doc, storage.load(documentId).orElse(StoredDocument.empty(documentId)));
-                }
-                doc.subscribers.add(peer);
-                peer.subscribed(documentId);
+                reload(doc);
+                addSubscriber(doc, peer);
                 peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
                 return doc;
             });
@@ -134,11 +131,100 @@ public final class Documents {
     }
 
     public void unsubscribe(Peer peer, String documentId) {
-        Document doc = cache.get(documentId);
-        if (doc != null) {
-            doc.subscribers.remove(peer);
-        }
         peer.unsubscribed(documentId);
+        Document doc = cache.get(documentId);
+        if (doc == null) {
+            return;
+        }
+        doc.lock.lock();
+        try {
+            if (doc.subscribers.remove(peer) && doc.subscribers.isEmpty()) {
+                fanOut.unlisten(documentId);
+            }
+        } finally {
+            doc.lock.unlock();
+        }
+    }
+
+    /** Under the document lock: the first local subscriber makes this instance listen to other instances. */
+    private void addSubscriber(Document doc, Peer peer) {
+        peer.subscribed(doc.id);
+        if (doc.subscribers.add(peer) && doc.subscribers.size() == 1) {
+            fanOut.listen(doc.id);
+        }
+    }
+
+    /**
+     * A write committed by another instance. Applied in sequence order: an older or equal sequence is a
+     * duplicate and dropped; the next one is applied and broadcast; anything beyond it means messages
+     * were missed, so the document is reloaded from storage (which already holds everything announced).
+     */
+    public void applyRemote(FanOut.RemoteWrite remote) {
+        Document doc = cache.get(remote.documentId());
+        if (doc == null) {
+            return; // nobody here cares; whoever loads it later reads storage
+        }
+        doc.lock.lock();
+        try {
+            if (doc.evicted || remote.lastSeq() <= doc.seq) {
+                return;
+            }
+            if (remote.firstSeq() != doc.seq + 1) {
+                reload(doc);
+            } else {
+                remote.fields().forEach((field, value) -> {
+                    if (isTombstone(value)) {
+                        doc.fields.remove(field);
+                    } else {
+                        doc.fields.put(field, value);
+                    }
+                });
+                doc.clock = Map.copyOf(remote.clock());
+                doc.seq = remote.lastSeq();
+                if (remote.text() != null) {
+                    doc.text = remote.text();
+                }
+                doc.lastModified = System.currentTimeMillis();
+                remote.fields().forEach((field, value) -> doc.queue(field, new Document.PendingField(value, doc.clock)));
+                if (!remote.textOps().isEmpty()) {
+                    relayText(doc, null, remote.textOps());
+                }
+            }
+        } catch (StorageException e) {
+            LOG.warning("catching up " + remote.documentId() + " from storage failed: " + e.getMessage());
+        } finally {
+            doc.lock.unlock();
+        }
+        flush(doc);
+    }
+
+    /** Messages for the document may have been missed (first listen, reconnect): reload it from storage. */
+    public void resync(String documentId) {
+        Document doc = cache.get(documentId);
+        if (doc == null) {
+            return;
+        }
+        doc.lock.lock();
+        try {
+            if (!doc.evicted) {
+                reload(doc);
+            }
+        } catch (StorageException e) {
+            LOG.warning("catching up " + documentId + " from storage failed: " + e.getMessage());
+        } finally {
+            doc.lock.unlock();
+        }
+        flush(doc);
+    }
+
+    private void reload(Document doc) throws StorageException {
+        if (storage.currentSeq(doc.id) != doc.seq) {
+            refreshed(doc, storage.load(doc.id).orElse(StoredDocument.empty(doc.id)));
+        }
+    }
+
+    private static boolean isTombstone(JsonNode value) {
+        return value.isObject() && value.path("__deleted").asBoolean(false);
     }
 
     /**
@@ -151,8 +237,7 @@ public final class Documents {
     public void write(Peer writer, String documentId, List<FieldChange> changes, Map<String, Long> clientClock,
                       List<ObjectNode> textOps, String clientId, String ackId) throws StorageException, WriteFailed {
         Document written = locked(documentId, doc -> {
-            doc.subscribers.add(writer);
-            writer.subscribed(documentId);
+            addSubscriber(doc, writer);
             if (changes.isEmpty() && textOps.isEmpty()) {
                 // Only ops without server semantics (counters, sets): nothing to store, but the client
                 // still learns that the message was received.
@@ -209,7 +294,7 @@ public final class Documents {
             if (!textOps.isEmpty()) {
                 relayText(doc, writer, textOps);
             }
-            fanOut.publish(write);
+            fanOut.publish(write, textOps);
             return doc;
         });
         if (written != null) {
@@ -271,7 +356,7 @@ public final class Documents {
         ArrayNode deltas = body.putArray("deltas");
         for (ObjectNode op : textOps) {
             ObjectNode copy = op.deepCopy();
-            if (!copy.path("clientId").isTextual()) {
+            if (writer != null && !copy.path("clientId").isTextual()) {
                 copy.put("clientId", writer.id());
             }
             deltas.add(copy);
@@ -279,7 +364,7 @@ public final class Documents {
         body.put("isTextOperation", true);
         Outbound relay = Outbound.of(MessageType.DELTA_BATCH, body);
         for (Peer p : doc.subscribers) {
-            if (p != writer) {
+            if (p != writer) { // writer is null for a relay of another instance's write
                 p.send(relay);
             }
         }
