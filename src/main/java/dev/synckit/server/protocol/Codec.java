@@ -19,7 +19,10 @@ import java.util.regex.Pattern;
  */
 public final class Codec {
     public static final int HEADER_BYTES = 13;
-    static final int MAX_DOCUMENT_ID = 256;
+    /** Upstream checks 256, but its own schema's id columns are VARCHAR(255): 256 would fail every write. */
+    static final int MAX_DOCUMENT_ID = 255;
+    /** {@code deltas.field_path} is VARCHAR(500). */
+    static final int MAX_FIELD = 500;
     static final int MAX_CHUNKS = 1024;
     private static final Pattern DOCUMENT_ID = Pattern.compile("^[a-zA-Z0-9_:-]+$");
 
@@ -132,6 +135,9 @@ public final class Codec {
         if (changes.isEmpty()) {
             throw new ProtocolException("Invalid delta message: missing or empty delta", "INVALID_MESSAGE");
         }
+        for (Message.FieldChange c : changes) {
+            checkField(c.field());
+        }
         JsonNode clock = body.has("vectorClock") ? body.get("vectorClock") : body.get("clock");
         return new Message.Delta(id, documentId, List.copyOf(changes), clock(clock, "vectorClock"),
                 optionalString(body, "clientId"), optionalString(body, "messageId"));
@@ -174,6 +180,7 @@ public final class Codec {
         if (!field.isTextual()) {
             throw new ProtocolException("Invalid delta batch: \"field\" must be a string", "INVALID_MESSAGE");
         }
+        checkField(field.textValue());
         JsonNode value;
         if (type.equals("delete")) {
             value = Json.object().put("__deleted", true);
@@ -234,7 +241,7 @@ public final class Codec {
         return validDocumentId(node.textValue());
     }
 
-    /** Document ids are 1–256 characters of {@code [a-zA-Z0-9_:-]} (§8.1), checked on every message. */
+    /** Document ids are 1–255 characters of {@code [a-zA-Z0-9_:-]} (§8.1), checked on every message. */
     public static String validDocumentId(String id) throws ProtocolException {
         if (id.isEmpty()) {
             throw new ProtocolException("Invalid document ID", "INVALID_DOCUMENT_ID");
@@ -246,6 +253,13 @@ public final class Codec {
             throw new ProtocolException("Document ID contains invalid characters", "INVALID_DOCUMENT_ID");
         }
         return id;
+    }
+
+    private static void checkField(String field) throws ProtocolException {
+        if (field.length() > MAX_FIELD) {
+            throw new ProtocolException("Field name too long (" + field.length() + " characters, max " + MAX_FIELD + ")",
+                    "INVALID_MESSAGE");
+        }
     }
 
     private static String optionalString(ObjectNode body, String key) throws ProtocolException {

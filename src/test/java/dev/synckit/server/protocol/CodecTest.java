@@ -74,4 +74,17 @@ class CodecTest {
             throw new AssertionError(e);
         }
     }
+
+    @Test
+    void idsAndFieldsFitTheUpstreamColumns() throws Exception {
+        String id255 = "d".repeat(255);
+        assertEquals(id255, assertInstanceOf(Message.Subscribe.class,
+                Codec.decode("{\"type\":\"subscribe\",\"documentId\":\"" + id255 + "\"}").message()).documentId());
+        ProtocolException tooLong = assertThrows(ProtocolException.class,
+                () -> Codec.decode("{\"type\":\"subscribe\",\"documentId\":\"" + "d".repeat(256) + "\"}"));
+        assertEquals("Document ID too long", tooLong.getMessage());
+        ProtocolException field = assertThrows(ProtocolException.class, () -> Codec.decode(
+                "{\"type\":\"delta\",\"documentId\":\"d\",\"delta\":{\"" + "f".repeat(501) + "\":1}}"));
+        assertTrue(field.getMessage().startsWith("Field name too long"));
+    }
 }
