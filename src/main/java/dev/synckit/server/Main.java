@@ -55,7 +55,9 @@ public final class Main {
             System.exit(1);
         }
         SyncServer.warmUp(server.port());
+        app.serving();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            app.draining();
             app.close();
             server.stop();
         }, "synckit-shutdown"));

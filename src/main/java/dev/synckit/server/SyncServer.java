@@ -18,6 +18,9 @@ import io.helidon.webserver.WebServerConfig;
 import io.helidon.webserver.websocket.WsConfig;
 import io.helidon.webserver.websocket.WsRouting;
 
+import io.helidon.webserver.observe.ObserveFeature;
+import io.helidon.webserver.observe.metrics.MetricsObserver;
+
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.WebSocket;
@@ -26,6 +29,7 @@ import java.time.Duration;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.logging.Logger;
 
 /** The parts of a running server, wired once; closing it releases them in reverse order. */
@@ -39,9 +43,11 @@ public final class SyncServer implements AutoCloseable {
     private final Documents documents;
     private final Gateway gateway;
     private final ScheduledExecutorService cleanup;
+    private final AtomicReference<HealthRoutes.Phase> phase;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Gateway gateway,
-                       ScheduledExecutorService cleanup) {
+                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase) {
+        this.phase = phase;
         this.cleanup = cleanup;
         this.storage = storage;
         this.fanOut = fanOut;
@@ -76,23 +82,28 @@ public final class SyncServer implements AutoCloseable {
         });
         Authenticator authenticator = new Authenticator(settings.auth(), clock);
         Gateway gateway = new Gateway(settings, authenticator, documents, awareness);
+        AtomicReference<HealthRoutes.Phase> phase = new AtomicReference<>(HealthRoutes.Phase.STARTING);
 
         server.addProtocol(WsConfig.builder()
                         .name("websocket")
                         // Frames up to the message cap are accepted; bigger single frames get close 1009.
                         .maxFrameLength(settings.limits().maxMessageBytes())
                         .build())
+                .addFeature(ObserveFeature.builder()
+                        .endpoint("/")
+                        .addObserver(MetricsObserver.create())
+                        .build())
                 .addRouting(WsRouting.builder()
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(gateway, documents));
+                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, phase::get));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(authenticator, jwt, settings.auth().accessTokenTtl(),
                                     settings.auth().refreshTokenTtl())));
                 });
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
-        return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()));
+        return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()), phase);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -172,8 +183,19 @@ public final class SyncServer implements AutoCloseable {
         return gateway;
     }
 
+    /** The web server is up: readiness may report UP. */
+    public void serving() {
+        phase.set(HealthRoutes.Phase.SERVING);
+    }
+
+    /** Readiness reports DOWN from now on, so load balancers stop sending new clients. */
+    public void draining() {
+        phase.set(HealthRoutes.Phase.DRAINING);
+    }
+
     @Override
     public void close() {
+        draining();
         cleanup.shutdownNow();
         gateway.close();
         fanOut.close();

@@ -3,9 +3,12 @@ package dev.synckit.server.health;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
+import dev.synckit.server.pubsub.FanOut;
+import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Documents;
 import dev.synckit.server.ws.Gateway;
 import io.helidon.http.HeaderNames;
+import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
@@ -14,22 +17,125 @@ import io.helidon.webserver.http.ServerResponse;
 import java.lang.management.ManagementFactory;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 
-/** {@code GET /health} and {@code GET /} in the upstream TS shape (PROTOCOL.md §9.1, §9.2). */
+/**
+ * {@code GET /health} in the upstream TS shape (PROTOCOL.md §9.1) plus the checks, {@code /health/live}
+ * and {@code /health/ready} (STORAGE.md §8 W14), and {@code GET /}. Each check runs on its own virtual
+ * thread with its own deadline, so a backend that hangs cannot hang the probe.
+ */
 public final class HealthRoutes implements HttpService {
     public static final String VERSION = "0.3.0";
+    static final long CHECK_TIMEOUT_MILLIS = 1500;
+
+    /** The lifecycle the readiness probe reports. */
+    public enum Phase { STARTING, SERVING, DRAINING }
+
+    /** One backend check: UP, DOWN, or DEGRADED (the instance still serves its clients durably). */
+    record Check(String name, String status, long latencyMs, String error) {}
 
     private final Gateway gateway;
     private final Documents documents;
+    private final StorageAdapter storage;
+    private final FanOut fanOut;
+    private final Supplier<Phase> phase;
+    private final ExecutorService checks = Executors.newVirtualThreadPerTaskExecutor();
 
-    public HealthRoutes(Gateway gateway, Documents documents) {
+    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Supplier<Phase> phase) {
         this.gateway = gateway;
         this.documents = documents;
+        this.storage = storage;
+        this.fanOut = fanOut;
+        this.phase = phase;
     }
 
     @Override
     public void routing(HttpRules rules) {
-        rules.get("/health", this::health).get("/", this::root);
+        rules.get("/health", this::health)
+                .get("/health/live", this::live)
+                .get("/health/ready", this::ready)
+                .get("/", this::root);
+    }
+
+    private List<Check> runChecks() {
+        List<Check> out = new ArrayList<>();
+        Future<Check> db = checks.submit(() -> check("storage", storage::probe, "DOWN"));
+        Future<Check> redis = fanOut.distributed() ? checks.submit(() -> check("redis", fanOut::probe, "DEGRADED")) : null;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(CHECK_TIMEOUT_MILLIS);
+        out.add(await(db, "storage", "DOWN", deadline));
+        if (redis != null) {
+            out.add(await(redis, "redis", "DEGRADED", deadline));
+        }
+        return out;
+    }
+
+    private static Check check(String name, Supplier<Optional<String>> probe, String failed) {
+        long start = System.nanoTime();
+        Optional<String> result = probe.get();
+        long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        return new Check(name, result.isEmpty() ? "UP" : failed, ms, result.orElse(null));
+    }
+
+    private static Check await(Future<Check> future, String name, String failed, long deadline) {
+        long started = System.nanoTime();
+        try {
+            Check c = future.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+            return new Check(c.name(), c.status(), TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started), c.error());
+        } catch (TimeoutException e) {
+            future.cancel(true);
+            return new Check(name, failed, CHECK_TIMEOUT_MILLIS, "no answer within " + CHECK_TIMEOUT_MILLIS + " ms");
+        } catch (Exception e) {
+            return new Check(name, failed, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started), String.valueOf(e));
+        }
+    }
+
+    private static ArrayNode checksJson(ObjectNode parent, List<Check> list) {
+        ArrayNode array = parent.putArray("checks");
+        for (Check c : list) {
+            ObjectNode o = array.addObject().put("name", c.name()).put("status", c.status()).put("latencyMs", c.latencyMs());
+            if (c.error() != null) {
+                o.put("error", c.error());
+            }
+        }
+        return array;
+    }
+
+    private void ready(ServerRequest req, ServerResponse res) {
+        List<Check> list = runChecks();
+        Phase p = phase.get();
+        String status;
+        String reason = null;
+        if (p != Phase.SERVING) {
+            status = "DOWN";
+            reason = p == Phase.STARTING ? "starting" : "draining for shutdown";
+        } else if (list.stream().anyMatch(c -> c.status().equals("DOWN"))) {
+            status = "DOWN";
+            reason = "storage cannot make writes durable";
+        } else if (list.stream().anyMatch(c -> c.status().equals("DEGRADED"))) {
+            status = "DEGRADED";
+            reason = "other instances unreachable; serving this instance's clients only";
+        } else {
+            status = "UP";
+        }
+        ObjectNode body = Json.object().put("status", status);
+        if (reason != null) {
+            body.put("reason", reason);
+        }
+        checksJson(body, list);
+        res.status(status.equals("DOWN") ? Status.SERVICE_UNAVAILABLE_503 : Status.OK_200);
+        send(res, body);
+    }
+
+    private void live(ServerRequest req, ServerResponse res) {
+        send(res, Json.object().put("status", "UP").put("connections", gateway.connectionCount()));
     }
 
     private void health(ServerRequest req, ServerResponse res) {
@@ -47,13 +153,15 @@ public final class HealthRoutes implements HttpService {
         ArrayNode list = docs.putArray("documents");
         summaries.forEach(s -> list.addObject().put("id", s.id()).put("subscribers", s.subscribers())
                 .put("lastModified", s.lastModified()));
+        checksJson(body, runChecks());
         send(res, body);
     }
 
     private void root(ServerRequest req, ServerResponse res) {
         ObjectNode body = Json.object().put("name", "SyncKit Server").put("version", VERSION)
                 .put("description", "Real-time sync server for local-first apps (Java, Helidon SE)");
-        body.putObject("endpoints").put("health", "/health").put("ws", "/ws").put("auth", "/auth");
+        body.putObject("endpoints").put("health", "/health").put("ws", "/ws").put("auth", "/auth")
+                .put("metrics", "/metrics");
         body.putObject("features").put("websocket", "SyncKit binary and JSON protocol")
                 .put("auth", "JWT (HS256) and API keys").put("sync", "LWW fields with vector clocks")
                 .put("crdt", "text states relayed and stored");

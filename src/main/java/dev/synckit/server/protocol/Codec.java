@@ -27,14 +27,14 @@ public final class Codec {
     private static final Pattern DOCUMENT_ID = Pattern.compile("^[a-zA-Z0-9_:-]+$");
 
     /** A decoded message and the framing it arrived in. */
-    public record Decoded(Message message, Framing framing) {}
+    public record Decoded(Message message, MessageType type, Framing framing) {}
 
     private Codec() {
     }
 
     public static Decoded decode(byte[] bytes) throws ProtocolException {
         if (bytes.length > 0 && isJsonStart(bytes[0])) {
-            return new Decoded(decodeJson(parseObject(bytes, 0, bytes.length)), Framing.JSON);
+            return json(parseObject(bytes, 0, bytes.length));
         }
         if (bytes.length < HEADER_BYTES) {
             throw ProtocolException.invalidFormat("frame of " + bytes.length + " bytes is shorter than the 13-byte header");
@@ -49,7 +49,7 @@ public final class Codec {
         }
         MessageType type = MessageType.byCode(code)
                 .orElseThrow(() -> ProtocolException.invalidFormat("unknown type code 0x" + Integer.toHexString(code)));
-        return new Decoded(build(type, parseObject(bytes, HEADER_BYTES, (int) length)), Framing.BINARY);
+        return new Decoded(build(type, parseObject(bytes, HEADER_BYTES, (int) length)), type, Framing.BINARY);
     }
 
     /**
@@ -76,7 +76,7 @@ public final class Codec {
         return object;
     }
 
-    private static Message decodeJson(ObjectNode root) throws ProtocolException {
+    private static Decoded json(ObjectNode root) throws ProtocolException {
         JsonNode typeNode = root.get("type");
         if (typeNode == null || !typeNode.isTextual()) {
             throw ProtocolException.invalidFormat("missing \"type\"");
@@ -93,7 +93,7 @@ public final class Codec {
         String name = typeNode.textValue();
         MessageType type = MessageType.byName(name)
                 .orElseThrow(() -> new ProtocolException("Invalid message type: " + name, "INVALID_MESSAGE"));
-        return build(type, root);
+        return new Decoded(build(type, root), type, Framing.JSON);
     }
 
     private static Message build(MessageType type, ObjectNode body) throws ProtocolException {
@@ -303,6 +303,6 @@ public final class Codec {
     /** Decodes the text of a JSON text frame. */
     public static Decoded decode(String text) throws ProtocolException {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        return new Decoded(decodeJson(parseObject(bytes, 0, bytes.length)), Framing.JSON);
+        return json(parseObject(bytes, 0, bytes.length));
     }
 }

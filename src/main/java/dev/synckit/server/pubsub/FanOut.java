@@ -55,6 +55,16 @@ public interface FanOut extends AutoCloseable {
     /** Presence other instances currently hold for the document (empty when there are none or they are unreachable). */
     List<Presence> presence(String documentId);
 
+    /** Empty if other instances can be reached right now, else what is wrong; never throws, answers quickly. */
+    default java.util.Optional<String> probe() {
+        return java.util.Optional.empty();
+    }
+
+    /** Whether there are other instances to reach at all (a Redis is configured). */
+    default boolean distributed() {
+        return false;
+    }
+
     /** One line for logs and health output. */
     String describe();
 

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
+import dev.synckit.server.health.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.storage.DocumentWrite;
@@ -215,7 +216,11 @@ public final class RedisFanOut implements FanOut {
                     throw new IllegalStateException("not connected");
                 }
                 send(client, item);
+                if (item instanceof Outgoing.Message) {
+                    Meters.redisPublished();
+                }
                 if (outage.compareAndSet(true, false)) {
+                    Meters.redisReconnect();
                     LOG.info("Redis is reachable again; announcing what could not be published");
                 }
                 announceHeads(client);
@@ -348,11 +353,13 @@ public final class RedisFanOut implements FanOut {
     private void resync(String documentId) {
         Remote r = remote;
         if (r != null && listening.containsKey(documentId)) {
+            Meters.redisCatchUp();
             r.resync(documentId);
         }
     }
 
     private void onDelta(String message) {
+        Meters.redisReceived();
         try {
             JsonNode m = Json.MAPPER.readTree(message);
             if (instanceId.equals(m.path("origin").asText()) || !m.path("documentId").isTextual()) {
@@ -365,6 +372,7 @@ public final class RedisFanOut implements FanOut {
             }
             if (m.path("type").asText().equals("head") || !m.has("seq")) {
                 // A head, or a message from a server that does not number its writes: check storage.
+                Meters.redisCatchUp();
                 r.resync(documentId);
                 return;
             }
@@ -387,6 +395,7 @@ public final class RedisFanOut implements FanOut {
     }
 
     private void onAwareness(String message) {
+        Meters.redisReceived();
         try {
             JsonNode m = Json.MAPPER.readTree(message);
             if (instanceId.equals(m.path("origin").asText()) || !m.path("documentId").isTextual()
@@ -437,8 +446,23 @@ public final class RedisFanOut implements FanOut {
         return settings.channelPrefix() + "presence:" + documentId;
     }
 
-    public boolean connected() {
-        return redis != null && !outage.get();
+    @Override
+    public java.util.Optional<String> probe() {
+        RedissonClient client = redis;
+        if (client == null) {
+            return java.util.Optional.of("not connected to " + masked(settings.url()) + "; reconnecting");
+        }
+        try {
+            return client.getRedisNodes(org.redisson.api.redisnode.RedisNodes.SINGLE).pingAll(1, TimeUnit.SECONDS)
+                    ? java.util.Optional.empty() : java.util.Optional.of("ping to " + masked(settings.url()) + " failed");
+        } catch (RuntimeException e) {
+            return java.util.Optional.of(rootMessage(e));
+        }
+    }
+
+    @Override
+    public boolean distributed() {
+        return true;
     }
 
     @Override

@@ -26,6 +26,12 @@ public final class Migrations {
                 .load();
     }
 
+    /** The newest migration this build ships, e.g. "2". */
+    public static String latestVersion(DataSource ds) {
+        MigrationInfo[] all = flyway(ds).info().all();
+        return all[all.length - 1].getVersion().getVersion();
+    }
+
     public static void migrate(DataSource ds, DatabaseUrl url) throws StorageException {
         try {
             MigrateResult result = flyway(ds).migrate();

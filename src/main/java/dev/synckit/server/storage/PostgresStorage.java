@@ -47,8 +47,10 @@ public final class PostgresStorage implements StorageAdapter {
     private final String where;
     private final GroupCommit groupCommit;
     private final LongAdder transactions = new LongAdder();
+    private final String schemaVersion;
 
-    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers) {
+    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion) {
+        this.schemaVersion = schemaVersion;
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
@@ -90,7 +92,8 @@ public final class PostgresStorage implements StorageAdapter {
             } else {
                 Migrations.requireCurrent(ds, url);
             }
-            return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters());
+            return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters(),
+                    Migrations.latestVersion(ds));
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
@@ -378,6 +381,7 @@ public final class PostgresStorage implements StorageAdapter {
                 try {
                     tx.commit();
                     transactions.increment();
+                    dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
                     results.forEach((p, r) -> p.finish(r, null));
                 } catch (RuntimeException e) {
                     rollbackQuietly(tx, e);
@@ -492,6 +496,22 @@ public final class PostgresStorage implements StorageAdapter {
             return new Cleanup(deltas, messages, sessions);
         } catch (RuntimeException e) {
             throw failure("clean up old rows", e);
+        }
+    }
+
+    /** Reachable, and the schema at the version this server migrated or checked at startup. */
+    @Override
+    public Optional<String> probe() {
+        try (Connection c = dataSource.getConnection();
+             var st = c.prepareStatement("SELECT 1 FROM flyway_schema_history WHERE version = ? AND success")) {
+            st.setQueryTimeout(2);
+            st.setString(1, schemaVersion);
+            try (var rs = st.executeQuery()) {
+                return rs.next() ? Optional.empty()
+                        : Optional.of("schema is not at v" + schemaVersion + "; run migrations");
+            }
+        } catch (SQLException | RuntimeException e) {
+            return Optional.of(rootMessage(e));
         }
     }
 

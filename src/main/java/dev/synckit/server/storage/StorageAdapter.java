@@ -52,6 +52,11 @@ public interface StorageAdapter extends AutoCloseable {
     Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention)
             throws StorageException;
 
+    /** Empty if the store can make writes durable right now, else what is wrong; never throws. */
+    default Optional<String> probe() {
+        return healthy() ? Optional.empty() : Optional.of("not reachable");
+    }
+
     /** True if the store answers right now; never throws. */
     boolean healthy();
 

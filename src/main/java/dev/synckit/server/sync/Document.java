@@ -18,7 +18,11 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 final class Document {
     /** A field value waiting to be broadcast, with the document clock right after it was applied. */
-    record PendingField(JsonNode value, Map<String, Long> clock) {}
+    record PendingField(JsonNode value, Map<String, Long> clock, long queuedNanos) {
+        PendingField(JsonNode value, Map<String, Long> clock) {
+            this(value, clock, System.nanoTime());
+        }
+    }
 
     final String id;
     final ReentrantLock lock = new ReentrantLock();

@@ -3,6 +3,7 @@ package dev.synckit.server.sync;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.health.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.MessageType;
@@ -256,8 +257,10 @@ public final class Documents {
                         nextText(base.text(), textOps), now, clientId, ackId);
             };
             CommitResult result;
+            long committing = System.nanoTime();
             try {
                 result = storage.commit(compute.onto(doc.asStored()), compute);
+                Meters.commitLatency(System.nanoTime() - committing);
             } catch (StorageException e) {
                 throw new WriteFailed(documentId, e);
             }
@@ -416,6 +419,7 @@ public final class Documents {
             for (Peer p : doc.subscribers) {
                 p.send(message);
             }
+            Meters.fanOutLatency(System.nanoTime() - e.getValue().queuedNanos());
         }
     }
 

@@ -2,6 +2,7 @@ package dev.synckit.server.ws;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.auth.Principal;
+import dev.synckit.server.health.Meters;
 import dev.synckit.server.protocol.Codec;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message;
@@ -177,10 +178,14 @@ final class ClientSession implements WsListener {
     }
 
     private void receive(byte[] bytes, boolean text, boolean fromChunks) {
+        long received = System.nanoTime();
         Message message;
         try {
-            message = (text ? Codec.decode(new String(bytes, java.nio.charset.StandardCharsets.UTF_8)) : Codec.decode(bytes)).message();
+            Codec.Decoded decoded = text ? Codec.decode(new String(bytes, java.nio.charset.StandardCharsets.UTF_8)) : Codec.decode(bytes);
+            message = decoded.message();
+            Meters.messageIn(decoded.type().wireName());
         } catch (ProtocolException e) {
+            Meters.messageIn("invalid");
             if (fromChunks || rateLimit.tryAcquire(System.nanoTime())) {
                 reject(e);
             }
@@ -208,6 +213,9 @@ final class ClientSession implements WsListener {
         }
         try {
             handle(message);
+            if (message instanceof Message.Delta || message instanceof Message.DeltaBatch) {
+                Meters.ackLatency(System.nanoTime() - received);
+            }
         } catch (RuntimeException e) {
             LOG.log(Level.SEVERE, connection.id() + ": " + message.getClass().getSimpleName() + " failed", e);
             connection.send(Outbound.error("Internal server error", null));

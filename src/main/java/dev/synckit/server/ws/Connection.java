@@ -88,6 +88,9 @@ final class Connection implements Peer {
             closeDroppingQueue(1008, "Client too slow");
             return;
         }
+        if (message.type() == dev.synckit.server.protocol.MessageType.ERROR) {
+            dev.synckit.server.health.Meters.error(message.body().path("details").path("code").asText(null));
+        }
         queue.add(new Item.Message(message, bytes));
     }
 
@@ -204,6 +207,7 @@ final class Connection implements Peer {
                 switch (item) {
                     case Item.Message m -> {
                         queuedBytes.addAndGet(-m.bytes());
+                        dev.synckit.server.health.Meters.messageOut(m.message().type().wireName());
                         if (framing == Framing.BINARY) {
                             session.send(BufferData.create(m.message().binary()), true);
                         } else {

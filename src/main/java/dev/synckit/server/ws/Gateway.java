@@ -83,6 +83,7 @@ public final class Gateway implements AutoCloseable {
         Connection c = new Connection("conn-" + connectionCounter.incrementAndGet(), ip, session,
                 settings.limits().outboundQueueBytes());
         live.add(c);
+        dev.synckit.server.health.Meters.connectionOpened();
         return Optional.of(c);
     }
 
@@ -91,6 +92,7 @@ public final class Gateway implements AutoCloseable {
             return;
         }
         c.closed();
+        dev.synckit.server.health.Meters.connectionClosed();
         admission.release(c.ip());
         for (String documentId : Set.copyOf(c.documents())) {
             documents.unsubscribe(c, documentId);

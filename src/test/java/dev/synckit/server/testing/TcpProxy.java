@@ -44,10 +44,49 @@ public final class TcpProxy implements AutoCloseable {
 
     /** Accepts connections again on the same port. */
     public synchronized void restore() throws IOException {
-        ServerSocket s = new ServerSocket();
-        s.setReuseAddress(true);
-        s.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
-        start(s);
+        if (!server.isClosed()) {
+            cut();
+        }
+        start(bind());
+    }
+
+    /** A backend that hangs: connections are accepted but nothing is ever forwarded or answered. */
+    public synchronized void hang() throws IOException {
+        cut();
+        ServerSocket s = bind();
+        server = s;
+        Thread.ofVirtual().start(() -> {
+            while (!s.isClosed()) {
+                try {
+                    sockets.add(s.accept());
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        });
+    }
+
+    /** Rebinds the port; a just-closed listener may hold it for a moment while its accept unwinds. */
+    private ServerSocket bind() throws IOException {
+        for (int attempt = 0; ; attempt++) {
+            ServerSocket s = new ServerSocket();
+            s.setReuseAddress(true);
+            try {
+                s.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
+                return s;
+            } catch (java.net.BindException e) {
+                s.close();
+                if (attempt >= 40) {
+                    throw e;
+                }
+                try {
+                    Thread.sleep(50);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw e;
+                }
+            }
+        }
     }
 
     private void start(ServerSocket s) {

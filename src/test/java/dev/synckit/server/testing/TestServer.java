@@ -42,6 +42,7 @@ public final class TestServer implements AutoCloseable {
         try (WsClient warm = WsClient.binary(wsUri())) {
             warm.toString(); // one handshake first: see SyncServer.warmUp
         }
+        app.serving();
     }
 
     /** Auth disabled, defaults otherwise. */
