@@ -7,6 +7,7 @@ import io.helidon.logging.common.LogConfig;
 import io.helidon.webserver.WebServer;
 import io.helidon.webserver.WebServerConfig;
 
+import java.time.Duration;
 import java.util.logging.Logger;
 
 /** Starts the server: {@code java -jar synckit-server.jar [--config FILE]}. */
@@ -38,7 +39,9 @@ public final class Main {
         WebServerConfig.Builder builder = WebServer.builder()
                 .config(layered.config().get("server"))
                 .host(settings.server().host())
-                .port(settings.server().port());
+                .port(settings.server().port())
+                // Our own hook drains first; Helidon's would drop every socket at once (1006).
+                .shutdownHook(false);
         SyncServer app;
         try {
             app = setup(builder, settings);
@@ -56,10 +59,11 @@ public final class Main {
         }
         SyncServer.warmUp(server.port());
         app.serving();
+        Duration grace = settings.websocket().shutdownGrace();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            app.draining();
-            app.close();
+            app.shutDownGracefully(grace);
             server.stop();
+            app.close();
         }, "synckit-shutdown"));
         LOG.info("SyncKit server ready on ws://" + settings.server().host() + ":" + server.port() + "/ws in "
                 + SyncServer.uptime().toMillis() + " ms");

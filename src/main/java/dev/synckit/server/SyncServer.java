@@ -193,6 +193,23 @@ public final class SyncServer implements AutoCloseable {
         phase.set(HealthRoutes.Phase.DRAINING);
     }
 
+    /**
+     * Graceful shutdown (SIGTERM): not ready, no new connections, in-flight writes committed and
+     * acknowledged, then every client closed with 1012 so it reconnects elsewhere; all within
+     * {@code grace}. The caller stops the web server and then {@link #close}s.
+     */
+    public void shutDownGracefully(Duration grace) {
+        long start = System.nanoTime();
+        draining();
+        int unfinished = gateway.drain(grace);
+        if (unfinished > 0) {
+            LOG.warning(unfinished + " message(s) still being handled when the shutdown grace ran out");
+        }
+        Duration left = grace.minusNanos(System.nanoTime() - start);
+        gateway.closeConnections(left.isNegative() ? Duration.ZERO : left);
+        LOG.info(() -> "drained in " + Duration.ofNanos(System.nanoTime() - start).toMillis() + " ms");
+    }
+
     @Override
     public void close() {
         draining();

@@ -26,7 +26,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     public record Limits(int maxConnections, int maxConnectionsPerIp, int maxMessagesPerMinute,
                          int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor) {}
 
-    public record WebSocket(Duration heartbeatInterval) {}
+    public record WebSocket(Duration heartbeatInterval, Duration shutdownGrace) {}
 
     public record Sync(Duration batchDelay, Duration awarenessTimeout, int maxCachedDocuments) {}
 
@@ -63,7 +63,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 new Limits(integer(s, "limits.max-connections"), integer(s, "limits.max-connections-per-ip"),
                         integer(s, "limits.max-messages-per-minute"), integer(s, "limits.max-message-bytes"),
                         integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for")),
-                new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms")),
+                new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms"),
+                        duration(s, "websocket.shutdown-grace-ms", "ms")),
                 new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
                         integer(s, "sync.max-cached-documents")),
                 storage(s),

@@ -211,6 +211,7 @@ final class ClientSession implements WsListener {
             connection.send(Outbound.error("Too many messages. Please slow down.", "code", "RATE_LIMIT_EXCEEDED"));
             return;
         }
+        gateway.handling(true);
         try {
             handle(message);
             if (message instanceof Message.Delta || message instanceof Message.DeltaBatch) {
@@ -219,6 +220,8 @@ final class ClientSession implements WsListener {
         } catch (RuntimeException e) {
             LOG.log(Level.SEVERE, connection.id() + ": " + message.getClass().getSimpleName() + " failed", e);
             connection.send(Outbound.error("Internal server error", null));
+        } finally {
+            gateway.handling(false);
         }
     }
 

@@ -33,6 +33,10 @@ public final class Gateway implements AutoCloseable {
     private final Set<Connection> live = ConcurrentHashMap.newKeySet();
     private final AtomicLong connectionCounter = new AtomicLong();
     private final ScheduledExecutorService timers;
+    /** 1012 "Service Restart": SDKs reconnect, and a load balancer sends them to another instance. */
+    static final int SHUTDOWN_CLOSE = 1012;
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean accepting = true;
 
     public Gateway(Settings settings, Authenticator authenticator, Documents documents, Awareness awareness) {
         this.settings = settings;
@@ -74,6 +78,10 @@ public final class Gateway implements AutoCloseable {
     }
 
     Optional<Connection> admit(String ip, WsSession session) {
+        if (!accepting) {
+            session.close(SHUTDOWN_CLOSE, "Server restarting");
+            return Optional.empty();
+        }
         String refusal = admission.admit(ip);
         if (refusal != null) {
             LOG.warning(() -> "refused a connection from " + ip + ": " + refusal);
@@ -143,9 +151,54 @@ public final class Gateway implements AutoCloseable {
     /** Closes every connection with 1001 and stops the timers. */
     @Override
     public void close() {
+        accepting = false;
         timers.shutdownNow();
         for (Connection c : live) {
-            c.close(1001, "Server shutdown");
+            c.close(SHUTDOWN_CLOSE, "Server restarting");
+        }
+    }
+
+    /**
+     * Graceful shutdown, first half: refuse new connections, then wait (up to {@code grace}) until no
+     * message is being handled, so every write that reached the server is committed and acknowledged.
+     * Returns how many handlers were still running when the grace ran out.
+     */
+    public int drain(java.time.Duration grace) {
+        accepting = false;
+        long deadline = System.nanoTime() + grace.toNanos();
+        while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        return inFlight.get();
+    }
+
+    /** Second half: close every connection with 1012 and wait (up to {@code grace}) for them to go. */
+    public void closeConnections(java.time.Duration grace) {
+        for (Connection c : live) {
+            c.close(SHUTDOWN_CLOSE, "Server restarting");
+        }
+        long deadline = System.nanoTime() + grace.toNanos();
+        while (!live.isEmpty() && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+    }
+
+    /** Brackets the handling of one inbound message (for {@link #drain}). */
+    void handling(boolean started) {
+        if (started) {
+            inFlight.incrementAndGet();
+        } else {
+            inFlight.decrementAndGet();
         }
     }
 }
