@@ -17,8 +17,12 @@ public final class Main {
     private Main() {
     }
 
-    /** {@code java -jar synckit-server.jar [migrate] [--config FILE]} */
+    /** {@code java -jar synckit-server.jar [migrate | bench …] [--config FILE]} */
     public static void main(String[] args) {
+        if (args.length > 0 && args[0].equals("bench")) {
+            dev.synckit.server.bench.Bench.main(args);
+            return;
+        }
         LogConfig.configureRuntime();
         ConfigLayers.Layered layered;
         Settings settings;

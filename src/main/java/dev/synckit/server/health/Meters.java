@@ -23,6 +23,28 @@ public final class Meters {
     static {
         registry().getOrCreate(Gauge.builder("synckit.connections.open", OPEN_CONNECTIONS::get)
                 .description("Open WebSocket connections"));
+        registry().getOrCreate(Gauge.builder("synckit.heap.used", Meters::heapUsed)
+                .description("JVM heap in use").baseUnit("bytes"));
+        registry().getOrCreate(Gauge.builder("synckit.process.rss", Meters::rss)
+                .description("Resident set size of the process (Linux)").baseUnit("bytes"));
+    }
+
+    private static long heapUsed() {
+        return java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
+    }
+
+    /** VmRSS from /proc/self/status; -1 where there is none. */
+    private static long rss() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (java.io.IOException | RuntimeException e) {
+            // not Linux
+        }
+        return -1;
     }
 
     private Meters() {
