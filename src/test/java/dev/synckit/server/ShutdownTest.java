@@ -4,24 +4,18 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
+import dev.synckit.server.testing.ChildServer;
 import dev.synckit.server.testing.TestDatabase;
 import dev.synckit.server.testing.TestServer;
 import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.Test;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.net.ServerSocket;
-import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -34,41 +28,12 @@ class ShutdownTest {
     void sigtermDrainsAndClosesClientsWith1012() throws Exception {
         String doc = "shutdown-doc";
         try (TestDatabase db = TestDatabase.create()) {
-            int port;
-            try (ServerSocket s = new ServerSocket(0)) {
-                port = s.getLocalPort();
-            }
-            ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-cp", System.getProperty("java.class.path"), "dev.synckit.server.Main")
-                    .directory(Files.createTempDirectory("synckit-shutdown").toFile())
-                    .redirectErrorStream(true);
-            pb.environment().put("PORT", String.valueOf(port));
-            pb.environment().put("HOST", "127.0.0.1");
-            pb.environment().put("SYNCKIT_AUTH_REQUIRED", "false");
-            pb.environment().put("DATABASE_URL", db.url());
-            pb.environment().put("SYNCKIT_WEBSOCKET_SHUTDOWN_dash_GRACE_dash_MS", "3000");
-            Process process = pb.start();
-            CountDownLatch ready = new CountDownLatch(1);
-            StringBuilder log = new StringBuilder();
-            Thread.ofVirtual().start(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream()))) {
-                    String line;
-                    while ((line = r.readLine()) != null) {
-                        synchronized (log) {
-                            log.append(line).append('\n');
-                        }
-                        if (line.contains("server ready")) {
-                            ready.countDown();
-                        }
-                    }
-                } catch (java.io.IOException ignored) {
-                    // gone
-                }
-            });
+            ChildServer child = ChildServer.start(Map.of("DATABASE_URL", db.url(),
+                    "SYNCKIT_WEBSOCKET_SHUTDOWN_dash_GRACE_dash_MS", "3000"));
+            Process process = child.process();
             List<Integer> acked = new ArrayList<>();
             try {
-                assertTrue(ready.await(30, TimeUnit.SECONDS), () -> "child did not start:\n" + log);
-                try (WsClient c = WsClient.binary(URI.create("ws://127.0.0.1:" + port + "/ws"))) {
+                try (WsClient c = WsClient.binary(child.wsUri())) {
                     for (int i = 0; i < 100; i++) {
                         ObjectNode d = Json.object().put("id", "w" + i).put("documentId", doc);
                         d.putObject("delta").put("f" + i, i);
@@ -90,10 +55,7 @@ class ShutdownTest {
                     System.out.println("shutdown: " + acked.size() + " writes acked before close; exited after " + ms + " ms");
                 }
             } finally {
-                process.destroyForcibly();
-                synchronized (log) {
-                    System.out.println("child log:\n" + log.substring(Math.max(0, log.length() - 6000)));
-                }
+                child.close();
             }
             try (TestServer after = TestServer.start(Map.of("synckit.storage.url", db.url()));
                  WsClient c = WsClient.binary(after.wsUri())) {

@@ -65,23 +65,21 @@ public final class Awareness {
 
     /** Stores or (with a null state) removes a client's presence and fans the update out, sender included. */
     public void update(Peer sender, String documentId, String clientId, JsonNode state, long updateClock) {
-        Room room = rooms.computeIfAbsent(documentId, k -> new Room());
-        if (state == null) {
-            room.entries.remove(clientId);
-        } else {
-            room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), sender));
-        }
-        fanOut(room, documentId, clientId, state, updateClock);
+        store(sender, documentId, clientId, state, updateClock);
         fanOut.publishPresence(documentId, clientId, state, updateClock);
     }
 
     /** A presence change made through another instance: stored as nobody's here, and told to local clients. */
     public void remote(String documentId, String clientId, JsonNode state, long updateClock) {
+        store(null, documentId, clientId, state, updateClock);
+    }
+
+    private void store(Peer owner, String documentId, String clientId, JsonNode state, long updateClock) {
         Room room = rooms.computeIfAbsent(documentId, k -> new Room());
         if (state == null) {
             room.entries.remove(clientId);
         } else {
-            room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), null));
+            room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), owner));
         }
         fanOut(room, documentId, clientId, state, updateClock);
     }

@@ -4,18 +4,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
+import dev.synckit.server.testing.ChildServer;
 import dev.synckit.server.testing.TcpProxy;
 import dev.synckit.server.testing.TestDatabase;
 import dev.synckit.server.testing.TestServer;
 import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.Test;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.net.ServerSocket;
 import java.net.URI;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.Statement;
@@ -198,41 +194,11 @@ class DurabilityTest {
         String doc = "crash-doc";
         int writes = 300;
         try (TestDatabase db = TestDatabase.create()) {
-            int port;
-            try (ServerSocket s = new ServerSocket(0)) {
-                port = s.getLocalPort();
-            }
-            Path workDir = Files.createTempDirectory("synckit-crash");
-            ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-cp", System.getProperty("java.class.path"), "dev.synckit.server.Main")
-                    .directory(workDir.toFile())
-                    .redirectErrorStream(true);
-            pb.environment().put("PORT", String.valueOf(port));
-            pb.environment().put("HOST", "127.0.0.1");
-            pb.environment().put("SYNCKIT_AUTH_REQUIRED", "false");
-            pb.environment().put("DATABASE_URL", db.url());
-            Process process = pb.start();
-            CountDownLatch ready = new CountDownLatch(1);
-            StringBuilder log = new StringBuilder();
-            Thread.ofVirtual().start(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream()))) {
-                    String line;
-                    while ((line = r.readLine()) != null) {
-                        synchronized (log) {
-                            log.append(line).append('\n');
-                        }
-                        if (line.contains("server ready")) {
-                            ready.countDown();
-                        }
-                    }
-                } catch (java.io.IOException ignored) {
-                    // process gone
-                }
-            });
+            ChildServer child = ChildServer.start(Map.of("DATABASE_URL", db.url()));
+            Process process = child.process();
             try {
-                assertTrue(ready.await(30, TimeUnit.SECONDS), () -> "child server did not start:\n" + log);
                 List<Integer> acked = new ArrayList<>();
-                try (WsClient c = WsClient.binary(URI.create("ws://127.0.0.1:" + port + "/ws"))) {
+                try (WsClient c = WsClient.binary(child.wsUri())) {
                     for (int i = 0; i < writes; i++) {
                         c.send(MessageType.DELTA, delta("w" + i, doc, "f" + i, i));
                     }
@@ -253,7 +219,7 @@ class DurabilityTest {
                     assertEquals(writes, acked.size());
                 }
             } finally {
-                process.destroyForcibly();
+                child.close();
             }
         }
     }
