@@ -91,8 +91,8 @@ public final class Codec {
             });
         }
         String name = typeNode.textValue();
-        MessageType type = MessageType.byName(name)
-                .orElseThrow(() -> new ProtocolException("Invalid message type: " + name, "INVALID_MESSAGE"));
+        MessageType type = MessageType.byName(name).orElseThrow(() -> new ProtocolException("Invalid message type: "
+                + (name.length() > 64 ? name.substring(0, 64) + "…" : name), "INVALID_MESSAGE"));
         return new Decoded(build(type, root), type, Framing.JSON);
     }
 

@@ -237,8 +237,21 @@ public final class Documents {
      */
     public void write(Peer writer, String documentId, List<FieldChange> changes, Map<String, Long> clientClock,
                       List<ObjectNode> textOps, String clientId, String ackId) throws StorageException, WriteFailed {
+        write(writer, true, documentId, changes, clientClock, textOps, clientId, ackId);
+    }
+
+    /**
+     * As {@link #write(Peer, String, List, Map, List, String, String)}, but the writer is only subscribed when
+     * {@code subscribeWriter}: a client that may write but not read a document (§7.2) must not receive the
+     * broadcasts, text relays and presence of everybody else's writes.
+     */
+    public void write(Peer writer, boolean subscribeWriter, String documentId, List<FieldChange> changes,
+                      Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId)
+            throws StorageException, WriteFailed {
         Document written = locked(documentId, doc -> {
-            addSubscriber(doc, writer);
+            if (subscribeWriter) {
+                addSubscriber(doc, writer);
+            }
             if (changes.isEmpty() && textOps.isEmpty()) {
                 // Only ops without server semantics (counters, sets): nothing to store, but the client
                 // still learns that the message was received.

@@ -372,7 +372,9 @@ final class ClientSession implements WsListener {
     private void write(String documentId, List<Message.FieldChange> changes, Map<String, Long> clock,
                        List<ObjectNode> text, String clientId, String ackId, String failure) {
         try {
-            gateway.documents().write(connection, documentId, changes, clock, text, clientId, ackId);
+            // Write access does not imply read (§7.2): only a reader becomes a subscriber by writing.
+            boolean reader = principal.permissions().mayRead(documentId);
+            gateway.documents().write(connection, reader, documentId, changes, clock, text, clientId, ackId);
         } catch (Documents.WriteFailed | StorageException e) {
             LOG.log(Level.WARNING, connection.id() + ": write to " + documentId + " failed, not acknowledged", e);
             connection.send(Outbound.error(failure, "documentId", documentId));
