@@ -125,6 +125,10 @@ public final class Bench {
         Result r = new Result(run.ackedMeasured.get(), run.ackedMeasured.get() / seconds, quantiles(ack), quantiles(vis),
                 run.errors.get(), run.disconnects.get(), generatorCpu, 0, 0, 0);
         print(r, out);
+        if (r.errors() > 0) {
+            out.println("errors were reported: if they are rate-limit errors, start the server with a higher"
+                    + " SYNCKIT_MAX_MESSAGES_PER_MINUTE (closed-loop clients send far more than 500 a minute)");
+        }
         writeJson(o, r);
         return r;
     }

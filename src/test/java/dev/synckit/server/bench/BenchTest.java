@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class BenchTest {
     @Test
     void closedLoopRunReportsAckedWritesAndVisibility() throws Exception {
-        try (TestServer server = TestServer.start()) {
+        try (TestServer server = TestServer.start(java.util.Map.of("synckit.limits.max-messages-per-minute", "100000000"))) {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             Path json = Files.createTempFile("bench", ".json");
             Bench.Result r = Bench.run(new String[] {"bench", "--url", server.wsUri().toString(), "--clients", "4",

@@ -243,6 +243,7 @@ class ClusterTest {
                 try (WsClient viewer = WsClient.binary(two.wsUri())) {
                     viewer.send(MessageType.AWARENESS_SUBSCRIBE, Json.object().put("documentId", doc));
                     JsonNode states = viewer.await("awareness_state").payload().get("states");
+                    Thread.sleep(500); // instance 2 subscribes to the presence topic in the background
                     assertEquals(1, states.size(), "presence set on instance 1 is missing on instance 2: " + states);
                     assertEquals("Owner", states.get(0).get("state").get("name").asText());
                     owner.close();
