@@ -1,6 +1,5 @@
 package dev.synckit.server.bench;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
@@ -88,17 +87,13 @@ final class LoadClient implements WebSocket.Listener {
         long n = ++written;
         long now = System.nanoTime();
         page(n, true).set((int) (n % PAGE), now);
-        ObjectNode op = Json.object().put("type", "set").put("documentId", documentId).put("field", "c" + index)
-                .put("clientId", clientId).put("timestamp", System.currentTimeMillis());
-        if (padding == null) {
-            op.put("value", n);
-        } else {
-            op.put("value", n + padding);
-        }
-        op.putObject("clock").put(clientId, n);
-        ObjectNode batch = Json.object().put("documentId", documentId).put("messageId", "m" + n);
-        batch.putArray("deltas").add(op);
-        send(frame(MessageType.DELTA_BATCH, batch));
+        // The SDK's delta_batch, written as text: ids and values are plain ASCII, no escaping needed.
+        String value = padding == null ? Long.toString(n) : "\"" + n + padding + "\"";
+        String json = "{\"documentId\":\"" + documentId + "\",\"messageId\":\"m" + n + "\",\"deltas\":[{\"type\":\"set\","
+                + "\"documentId\":\"" + documentId + "\",\"field\":\"c" + index + "\",\"value\":" + value
+                + ",\"clientId\":\"" + clientId + "\",\"timestamp\":" + System.currentTimeMillis()
+                + ",\"clock\":{\"" + clientId + "\":" + n + "}}]}";
+        send(frame(MessageType.DELTA_BATCH, json.getBytes(StandardCharsets.UTF_8)));
     }
 
     private AtomicLongArray page(long n, boolean create) {
@@ -120,7 +115,10 @@ final class LoadClient implements WebSocket.Listener {
     }
 
     static byte[] frame(MessageType type, ObjectNode payload) {
-        byte[] json = payload.toString().getBytes(StandardCharsets.UTF_8);
+        return frame(type, payload.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    static byte[] frame(MessageType type, byte[] json) {
         return ByteBuffer.allocate(13 + json.length).put((byte) type.code()).putLong(System.currentTimeMillis())
                 .putInt(json.length).put(json).array();
     }
@@ -147,28 +145,34 @@ final class LoadClient implements WebSocket.Listener {
         return null;
     }
 
-    private void receive(byte[] frame) throws Exception {
+    private static final byte[] MESSAGE_ID = "\"messageId\":\"m".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] FIELD = "\"field\":\"c".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] VALUE = "\"value\":".getBytes(StandardCharsets.US_ASCII);
+
+    /**
+     * Reads only what it needs from the payload with a byte scan: the generator shares the machine's
+     * cores with the server, so full JSON parsing of every broadcast would measure the generator.
+     */
+    private void receive(byte[] frame) {
         long now = System.nanoTime();
         int code = frame[0] & 0xFF;
         if (code == MessageType.ACK.code()) {
-            JsonNode p = Json.MAPPER.readTree(frame, 13, frame.length - 13);
-            String id = p.path("messageId").asText("");
-            if (id.startsWith("m")) {
-                long n = Long.parseLong(id.substring(1));
-                long sent = sendTime(n);
-                run.acked(sent, now, ackLatency);
+            int at = indexOf(frame, MESSAGE_ID, 13);
+            if (at >= 0) {
+                long n = digits(frame, at + MESSAGE_ID.length);
+                run.acked(sendTime(n), now, ackLatency);
                 if (run.rate == 0 && run.running()) {
                     write();
                 }
             }
         } else if (code == MessageType.DELTA.code()) {
-            JsonNode p = Json.MAPPER.readTree(frame, 13, frame.length - 13);
-            String field = p.path("field").asText("");
-            if (field.startsWith("c")) {
-                int writer = Integer.parseInt(field.substring(1));
+            int f = indexOf(frame, FIELD, 13);
+            int v = indexOf(frame, VALUE, 13);
+            if (f >= 0 && v >= 0) {
+                int writer = (int) digits(frame, f + FIELD.length);
                 if (writer != index) {
-                    JsonNode v = p.get("value");
-                    long n = v.isNumber() ? v.asLong() : Long.parseLong(v.asText().substring(0, v.asText().indexOf(':')));
+                    int start = v + VALUE.length;
+                    long n = digits(frame, frame[start] == '"' ? start + 1 : start);
                     long seen = lastSeen.getOrDefault(writer, 0L);
                     LoadClient source = run.client(writer);
                     for (long m = seen + 1; m <= n; m++) {
@@ -187,6 +191,27 @@ final class LoadClient implements WebSocket.Listener {
         } else if (code == MessageType.ERROR.code()) {
             run.errors.incrementAndGet();
         }
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle, int from) {
+        outer:
+        for (int i = from; i <= haystack.length - needle.length; i++) {
+            for (int j = 0; j < needle.length; j++) {
+                if (haystack[i + j] != needle[j]) {
+                    continue outer;
+                }
+            }
+            return i;
+        }
+        return -1;
+    }
+
+    private static long digits(byte[] bytes, int from) {
+        long n = 0;
+        for (int i = from; i < bytes.length && bytes[i] >= '0' && bytes[i] <= '9'; i++) {
+            n = n * 10 + (bytes[i] - '0');
+        }
+        return n;
     }
 
     @Override

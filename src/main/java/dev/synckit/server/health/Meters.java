@@ -10,6 +10,7 @@ import io.helidon.metrics.api.Timer;
 
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -54,18 +55,21 @@ public final class Meters {
         return Metrics.globalRegistry();
     }
 
+    /** Meters are looked up once: building and registering one per message costs more than the message. */
+    private static final ConcurrentHashMap<String, Object> CACHE = new ConcurrentHashMap<>();
+
     private static Counter counter(String name, String description, String tagKey, String tagValue) {
-        return registry().getOrCreate(Counter.builder(name).description(description)
-                .tags(List.of(Tag.create(tagKey, tagValue))));
+        return (Counter) CACHE.computeIfAbsent(name + '\u0000' + tagValue, k -> registry().getOrCreate(
+                Counter.builder(name).description(description).tags(List.of(Tag.create(tagKey, tagValue)))));
     }
 
     private static Counter counter(String name, String description) {
-        return registry().getOrCreate(Counter.builder(name).description(description));
+        return (Counter) CACHE.computeIfAbsent(name, k -> registry().getOrCreate(Counter.builder(name).description(description)));
     }
 
     private static Timer timer(String name, String description) {
-        return registry().getOrCreate(Timer.builder(name).description(description)
-                .percentiles(0.5, 0.9, 0.99).publishPercentileHistogram(true));
+        return (Timer) CACHE.computeIfAbsent(name, k -> registry().getOrCreate(Timer.builder(name).description(description)
+                .publishPercentileHistogram(true)));
     }
 
     public static void connectionOpened() {
@@ -103,8 +107,8 @@ public final class Meters {
     }
 
     public static void groupCommitBatch(int writes) {
-        registry().getOrCreate(DistributionSummary.builder("synckit.storage.group.commit.batch")
-                .description("Writes per group-commit transaction")).record(writes);
+        ((DistributionSummary) CACHE.computeIfAbsent("synckit.storage.group.commit.batch", k -> registry().getOrCreate(
+                DistributionSummary.builder(k).description("Writes per group-commit transaction")))).record(writes);
     }
 
     public static void redisPublished() {
