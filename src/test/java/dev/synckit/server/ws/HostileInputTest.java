@@ -483,32 +483,7 @@ class HostileInputTest {
     // ---------------------------------------------------------------- raw sockets dropped mid-way
 
     static Socket handshake(TestServer s, boolean complete) throws IOException {
-        Socket socket = new Socket("127.0.0.1", s.port());
-        socket.setSoTimeout(5000);
-        OutputStream out = socket.getOutputStream();
-        byte[] request = ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII);
-        if (!complete) {
-            out.write(request, 0, request.length / 2);
-            out.flush();
-            return socket;
-        }
-        out.write(request);
-        out.flush();
-        InputStream in = socket.getInputStream();
-        StringBuilder head = new StringBuilder();
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                throw new IOException("closed during handshake: " + head);
-            }
-            head.append((char) b);
-        }
-        if (!head.toString().startsWith("HTTP/1.1 101")) {
-            throw new AssertionError("handshake refused: " + head);
-        }
-        return socket;
+        return dev.synckit.server.testing.RawWebSocket.open(s.port(), complete, 5000);
     }
 
     /** A masked client frame header (RFC 6455 §5.2) for a payload of {@code length} bytes. */

@@ -281,24 +281,7 @@ class LimitsTest {
 
     /** Opens a WebSocket by hand (no client library) and returns the socket after the 101 response. */
     private static Socket rawWebSocket(TestServer s) throws IOException {
-        Socket socket = new Socket("127.0.0.1", s.port());
-        socket.setSoTimeout(10_000);
-        OutputStream out = socket.getOutputStream();
-        out.write(("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-                .getBytes(StandardCharsets.US_ASCII));
-        out.flush();
-        InputStream in = socket.getInputStream();
-        StringBuilder head = new StringBuilder();
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                throw new IOException("closed during handshake: " + head);
-            }
-            head.append((char) b);
-        }
-        assertTrue(head.toString().startsWith("HTTP/1.1 101"), head.toString());
-        return socket;
+        return dev.synckit.server.testing.RawWebSocket.open(s.port(), true, 10_000);
     }
 
     @Test
