@@ -183,7 +183,7 @@ public final class Codec {
         checkField(field.textValue());
         JsonNode value;
         if (type.equals("delete")) {
-            value = Json.object().put("__deleted", true);
+            value = Message.TOMBSTONE;
         } else if (op.has("value")) {
             value = op.get("value");
         } else {

@@ -50,10 +50,17 @@ public sealed interface Message {
     /** JSON-only greeting some clients send; accepted and ignored. */
     record Connect(String id) implements Message {}
 
+    /** The wire marker of a deleted field: {@code {"__deleted": true}}. Callers must not modify it. */
+    JsonNode TOMBSTONE = Json.object().put("__deleted", true);
+
+    static boolean isTombstone(JsonNode value) {
+        return value.isObject() && value.path("__deleted").isBoolean() && value.get("__deleted").booleanValue();
+    }
+
     /** One field write; a value of {@code {"__deleted": true}} is a delete. */
     record FieldChange(String field, JsonNode value) {
         public boolean isDelete() {
-            return value.isObject() && value.path("__deleted").isBoolean() && value.get("__deleted").booleanValue();
+            return isTombstone(value);
         }
     }
 

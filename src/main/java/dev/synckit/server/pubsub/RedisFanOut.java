@@ -164,7 +164,7 @@ public final class RedisFanOut implements FanOut {
                 .put("timestamp", write.timestamp()).put("documentId", write.documentId());
         ObjectNode delta = payload.putObject("delta");
         for (StoredDelta d : write.deltas()) {
-            delta.set(d.field(), d.isDelete() ? Json.object().put("__deleted", true) : d.value());
+            delta.set(d.field(), d.isDelete() ? dev.synckit.server.protocol.Message.TOMBSTONE : d.value());
         }
         payload.set("vectorClock", Outbound.clockNode(write.clock()));
         long first = write.deltas().isEmpty() ? write.lastSeq() : write.deltas().getFirst().seq();

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.health.Meters;
 import dev.synckit.server.protocol.Json;
+import dev.synckit.server.protocol.Message;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
@@ -41,7 +42,6 @@ public final class Documents {
     private static final Logger LOG = Logger.getLogger(Documents.class.getName());
     /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
     static final String SERVER_CLOCK_KEY = "server";
-    private static final JsonNode TOMBSTONE = Json.object().put("__deleted", true);
 
     private final StorageAdapter storage;
     private final FanOut fanOut;
@@ -174,7 +174,7 @@ public final class Documents {
                 reload(doc);
             } else {
                 remote.fields().forEach((field, value) -> {
-                    if (isTombstone(value)) {
+                    if (Message.isTombstone(value)) {
                         doc.fields.remove(field);
                     } else {
                         doc.fields.put(field, value);
@@ -224,26 +224,16 @@ public final class Documents {
         }
     }
 
-    private static boolean isTombstone(JsonNode value) {
-        return value.isObject() && value.path("__deleted").asBoolean(false);
-    }
-
     /**
      * Applies one write message: field changes in order, the client clocks merged, text ops stored and
-     * relayed. The writer is subscribed, gets {@code ack(ackId)} once the write is durable, and then every
-     * subscriber (writer included) gets one {@code delta} per changed field.
+     * relayed. The writer gets {@code ack(ackId)} once the write is durable, and then every subscriber gets
+     * one {@code delta} per changed field.
      *
+     * @param subscribeWriter whether writing subscribes the writer (and so echoes its write back to it);
+     *                        false for a client that may write but not read the document (§7.2), which
+     *                        must not receive everybody else's writes
+     * @param clientId the writer's stable client id, which with {@code ackId} de-duplicates retries; may be null
      * @param ackId the id to acknowledge, or null to send no ack
-     */
-    public void write(Peer writer, String documentId, List<FieldChange> changes, Map<String, Long> clientClock,
-                      List<ObjectNode> textOps, String clientId, String ackId) throws StorageException, WriteFailed {
-        write(writer, true, documentId, changes, clientClock, textOps, clientId, ackId);
-    }
-
-    /**
-     * As {@link #write(Peer, String, List, Map, List, String, String)}, but the writer is only subscribed when
-     * {@code subscribeWriter}: a client that may write but not read a document (§7.2) must not receive the
-     * broadcasts, text relays and presence of everybody else's writes.
      */
     public void write(Peer writer, boolean subscribeWriter, String documentId, List<FieldChange> changes,
                       Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId)
@@ -305,7 +295,7 @@ public final class Documents {
             doc.lastModified = now;
             sendAck(writer, ackId);
             for (StoredDelta d : deltas) {
-                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? TOMBSTONE : d.value(), clock));
+                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), clock));
             }
             if (!textOps.isEmpty()) {
                 relayText(doc, writer, textOps);
@@ -321,7 +311,7 @@ public final class Documents {
     /** Takes another instance's writes into the cache and queues what changed for local subscribers. */
     private static void refreshed(Document doc, StoredDocument current) {
         doc.reset(current).forEach((field, value) ->
-                doc.queue(field, new Document.PendingField(value == null ? TOMBSTONE : value, doc.clock)));
+                doc.queue(field, new Document.PendingField(value == null ? Message.TOMBSTONE : value, doc.clock)));
     }
 
     private static void sendAck(Peer writer, String ackId) {

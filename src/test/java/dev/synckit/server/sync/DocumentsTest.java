@@ -144,13 +144,13 @@ class DocumentsTest {
         FlakyStorage storage = new FlakyStorage();
         Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
-        documents.write(writer, "d", set("title", "kept"), Map.of(), List.of(), null, "m1");
+        documents.write(writer, true, "d", set("title", "kept"), Map.of(), List.of(), null, "m1");
         assertEquals(List.of("ack", "delta"), writer.types());
 
         storage.failing = true;
         writer.sent.clear();
         assertThrows(Documents.WriteFailed.class,
-                () -> documents.write(writer, "d", set("title", "lost"), Map.of(), List.of(), null, "m2"));
+                () -> documents.write(writer, true, "d", set("title", "lost"), Map.of(), List.of(), null, "m2"));
         assertEquals(List.of(), writer.types(), "a failed write must be neither acknowledged nor broadcast");
 
         storage.failing = false;
@@ -166,9 +166,9 @@ class DocumentsTest {
         Documents documents = new Documents(new MemoryStorage(100), new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer a = new RecordingPeer("conn-1");
         RecordingPeer b = new RecordingPeer("conn-2");
-        documents.write(a, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1");
-        documents.write(b, "d", set("f", "from-b"), Map.of(), List.of(), null, "2");
-        documents.write(b, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), null, "3");
+        documents.write(a, true, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1");
+        documents.write(b, true, "d", set("f", "from-b"), Map.of(), List.of(), null, "2");
+        documents.write(b, true, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), null, "3");
 
         RecordingPeer reader = new RecordingPeer("conn-3");
         documents.subscribe(reader, "d", "r");
@@ -191,7 +191,7 @@ class DocumentsTest {
         Documents documents = new Documents(storage, new LocalFanOut(), 2, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
         for (int i = 0; i < 5; i++) {
-            documents.write(writer, "d" + i, set("v", i), Map.of(), List.of(), null, null);
+            documents.write(writer, true, "d" + i, set("v", i), Map.of(), List.of(), null, null);
             documents.unsubscribe(writer, "d" + i);
         }
         assertEquals(3, documents.evictIdle());
@@ -206,13 +206,13 @@ class DocumentsTest {
         MemoryStorage storage = new MemoryStorage(100);
         Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
-        documents.write(writer, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1");
-        documents.write(writer, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1");
+        documents.write(writer, true, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1");
+        documents.write(writer, true, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1");
         assertEquals(List.of("ack", "delta", "ack"), writer.types());
         assertEquals(1, storage.load("d").orElseThrow().fields().get("n").asInt());
         assertEquals(1, storage.load("d").orElseThrow().seq());
         // The same message id from another client is a different write.
-        documents.write(writer, "d", set("n", 3), Map.of(), List.of(), "client-b", "msg-1");
+        documents.write(writer, true, "d", set("n", 3), Map.of(), List.of(), "client-b", "msg-1");
         assertEquals(3, storage.load("d").orElseThrow().fields().get("n").asInt());
     }
 
@@ -224,8 +224,8 @@ class DocumentsTest {
         RecordingPeer onA = new RecordingPeer("conn-1");
         RecordingPeer onB = new RecordingPeer("conn-1");
         for (int i = 0; i < 10; i++) {
-            a.write(onA, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i);
-            b.write(onB, "d", set("x", "b" + i), Map.of(), List.of(), null, "b" + i);
+            a.write(onA, true, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i);
+            b.write(onB, true, "d", set("x", "b" + i), Map.of(), List.of(), null, "b" + i);
         }
         assertEquals(20, shared.currentSeq("d"));
         // A's subscriber learned B's last value when A refreshed on its next write or read.
