@@ -58,9 +58,17 @@ public final class Meters {
     /** Meters are looked up once: building and registering one per message costs more than the message. */
     private static final ConcurrentHashMap<String, Object> CACHE = new ConcurrentHashMap<>();
 
+    /** Tagged counters by name, then tag value: looked up per message without building a key string. */
+    private static final ConcurrentHashMap<String, ConcurrentHashMap<String, Counter>> TAGGED = new ConcurrentHashMap<>();
+
     private static Counter counter(String name, String description, String tagKey, String tagValue) {
-        return (Counter) CACHE.computeIfAbsent(name + '\u0000' + tagValue, k -> registry().getOrCreate(
-                Counter.builder(name).description(description).tags(List.of(Tag.create(tagKey, tagValue)))));
+        ConcurrentHashMap<String, Counter> byTag = TAGGED.get(name);
+        if (byTag == null) {
+            byTag = TAGGED.computeIfAbsent(name, k -> new ConcurrentHashMap<>());
+        }
+        Counter c = byTag.get(tagValue);
+        return c != null ? c : byTag.computeIfAbsent(tagValue, v -> registry().getOrCreate(
+                Counter.builder(name).description(description).tags(List.of(Tag.create(tagKey, v)))));
     }
 
     private static Counter counter(String name, String description) {
