@@ -5,6 +5,11 @@ import org.flywaydb.core.api.MigrationInfo;
 import org.flywaydb.core.api.output.MigrateResult;
 
 import javax.sql.DataSource;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Properties;
 import java.util.logging.Logger;
 
 /**
@@ -13,6 +18,13 @@ import java.util.logging.Logger;
  */
 public final class Migrations {
     private static final Logger LOG = Logger.getLogger(Migrations.class.getName());
+
+    /**
+     * Session advisory lock held while migrating. Flyway locks only around applying migrations, not around
+     * creating and baselining its history table, so instances starting together on an empty database race:
+     * one creates the table, the next finds it empty and refuses to baseline.
+     */
+    private static final long MIGRATION_LOCK = 0x53796e634b697400L; // "SyncKit\0"
 
     private Migrations() {
     }
@@ -33,14 +45,30 @@ public final class Migrations {
     }
 
     public static void migrate(DataSource ds, DatabaseUrl url) throws StorageException {
-        try {
+        // A connection of its own, outside the pool, so a pool of one still leaves Flyway a connection.
+        try (Connection lock = lockSession(url);
+             Statement st = lock.createStatement()) {
+            st.execute("SELECT pg_advisory_lock(" + MIGRATION_LOCK + ")");
             MigrateResult result = flyway(ds).migrate();
             LOG.info(() -> "schema of " + url.masked() + ": " + result.migrationsExecuted + " migration(s) applied, now at "
                     + (result.targetSchemaVersion == null ? "current" : "v" + result.targetSchemaVersion));
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | SQLException e) {
             throw new StorageException("migrating the schema of " + url.masked() + " failed: "
                     + PostgresStorage.rootMessage(e), e);
         }
+        // Closing the session released the lock.
+    }
+
+    private static Connection lockSession(DatabaseUrl url) throws SQLException {
+        Properties props = new Properties();
+        if (url.user() != null) {
+            props.setProperty("user", url.user());
+        }
+        if (url.password() != null) {
+            props.setProperty("password", url.password());
+        }
+        props.setProperty("connectTimeout", "10");
+        return DriverManager.getConnection(url.jdbcUrl(), props);
     }
 
     /** Fails unless every known migration has been applied (for deployments that migrate in a separate job). */

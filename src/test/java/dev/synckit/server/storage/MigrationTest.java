@@ -151,6 +151,32 @@ class MigrationTest {
     // ---- (2) a database the TS server created ---------------------------------------------------------
 
     @Test
+    void instancesStartingTogetherOnAnEmptyDatabaseAllMigrate() throws Exception {
+        // CI caught this: without a lock around the whole migration, one instance created Flyway's history
+        // table and the next found it empty and refused to baseline it.
+        try (TestDatabase db = TestDatabase.create()) {
+            int instances = 6;
+            java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(instances);
+            List<java.util.concurrent.Future<?>> runs = new ArrayList<>();
+            try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+                for (int i = 0; i < instances; i++) {
+                    runs.add(pool.submit(() -> {
+                        start.await();
+                        try (PostgresStorage storage = PostgresStorage.open(settings(db.url(), true))) {
+                            return storage;
+                        }
+                    }));
+                }
+                for (var run : runs) {
+                    assertDoesNotThrow(() -> run.get());
+                }
+            }
+            assertSchemaComplete(db);
+            assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true")), history(db));
+        }
+    }
+
+    @Test
     void adoptsADatabaseCreatedByTheTsServer() throws Exception {
         try (TestDatabase db = TestDatabase.create()) {
             String schema = fixture();
