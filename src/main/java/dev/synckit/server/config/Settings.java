@@ -144,7 +144,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 positive("synckit.storage.pool-size", storage.poolSize);
                 positive("synckit.storage.group-commit.max-batch", storage.groupCommitMaxBatch);
                 positive("synckit.storage.group-commit.committers", storage.groupCommitters);
-                if (storage.groupCommitMaxBatch > 1 && storage.groupCommitters >= storage.poolSize) {
+                if (storage.groupCommitters >= storage.poolSize) {
                     throw new ConfigException("synckit.storage.group-commit.committers (" + storage.groupCommitters
                             + ") must be below synckit.storage.pool-size (" + storage.poolSize
                             + ") so that reads still get connections");

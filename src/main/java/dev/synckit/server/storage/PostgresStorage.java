@@ -54,7 +54,7 @@ public final class PostgresStorage implements StorageAdapter {
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
-        this.groupCommit = maxBatch > 1 ? new GroupCommit(maxBatch, committers) : null;
+        this.groupCommit = new GroupCommit(maxBatch, committers);
     }
 
     /** Write transactions committed so far (fewer than writes when group commit batches them). */
@@ -174,66 +174,173 @@ public final class PostgresStorage implements StorageAdapter {
 
     @Override
     public CommitResult commit(DocumentWrite proposed, Rebase rebase) throws StorageException {
-        return groupCommit == null ? commitAlone(proposed, rebase) : groupCommit.submit(proposed, rebase);
-    }
-
-    private CommitResult commitAlone(DocumentWrite proposed, Rebase rebase) throws StorageException {
-        String id = proposed.documentId();
-        DbTransaction tx;
-        try {
-            tx = db.transaction();
-        } catch (RuntimeException e) {
-            throw failure("begin a write to " + id, e);
-        }
-        try {
-            CommitResult result = apply(tx, proposed, rebase);
-            if (result instanceof CommitResult.Duplicate) {
-                tx.rollback();
-            } else {
-                tx.commit();
-            }
-            transactions.increment();
-            return result;
-        } catch (RuntimeException | IOException e) {
+        CountDownLatch done = new CountDownLatch(1);
+        CommitResult[] result = new CommitResult[1];
+        StorageException[] error = new StorageException[1];
+        submit(proposed, rebase, (r, e) -> {
+            result[0] = r;
+            error[0] = e;
+            done.countDown();
+        });
+        boolean interrupted = false;
+        while (true) {
             try {
-                tx.rollback();
-            } catch (RuntimeException suppressed) {
-                e.addSuppressed(suppressed);
+                done.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true; // the write is in flight; its outcome must still be reported
             }
-            throw failure("commit a write to " + id, e);
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        if (error[0] != null) {
+            throw error[0];
+        }
+        return result[0];
+    }
+
+    @Override
+    public void submit(DocumentWrite write, Rebase rebase, Outcome done) {
+        groupCommit.submit(new Pending(write, rebase, done));
+    }
+
+    /** A submitted write and who to tell how it went. */
+    private static final class Pending {
+        final DocumentWrite proposed;
+        final Rebase rebase;
+        private final Outcome done;
+        private boolean finished;
+
+        Pending(DocumentWrite proposed, Rebase rebase, Outcome done) {
+            this.proposed = proposed;
+            this.rebase = rebase;
+            this.done = done;
+        }
+
+        String documentId() {
+            return proposed.documentId();
+        }
+
+        void finish(CommitResult result, StorageException error) {
+            if (!finished) {
+                finished = true;
+                done.committed(result, error);
+            }
         }
     }
 
-    /** The statements of one write, inside a transaction the caller owns (and rolls back on a duplicate). */
-    private static CommitResult apply(DbTransaction tx, DocumentWrite proposed, Rebase rebase) throws IOException {
-        String id = proposed.documentId();
-        tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
-        long stored = tx.get("SELECT seq FROM documents WHERE id = ? FOR UPDATE", id)
-                .map(r -> r.column("seq").get(Long.class)).orElseThrow();
-        StoredDocument rebasedOnto = null;
-        DocumentWrite write = proposed;
-        if (stored != proposed.baseSeq()) {
-            // Another instance wrote: recompute while we hold the row lock, so we cannot lose again.
-            rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
-            write = rebase.onto(rebasedOnto);
+    /**
+     * The writes of one batch to one document, in submission order, as one set of statements: lock the row
+     * (creating it if missing) and read its sequence, look up which client message ids were applied before,
+     * then one statement of data-modifying CTEs that writes the merged field state, the clock, every delta row
+     * and the new message ids. A write whose base is not what the stored document will be by then (another
+     * instance or a failed predecessor moved it) is recomputed onto the actual state: the statements for
+     * the writes before it are run first so that the reload inside this transaction sees them.
+     */
+    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run) throws IOException {
+        String id = run.getFirst().documentId();
+        long seq = lockRow(tx, id);
+        java.util.Set<String> applied = appliedBefore(tx, id, run);
+        Map<Pending, CommitResult> results = new LinkedHashMap<>();
+        List<DocumentWrite> unwritten = new ArrayList<>();
+        for (Pending p : run) {
+            DocumentWrite write = p.proposed;
+            if (write.deduplicated() && !applied.add(write.clientId() + '\u0000' + write.messageId())) {
+                results.put(p, CommitResult.DUPLICATE);
+                continue;
+            }
+            StoredDocument rebasedOnto = null;
+            if (write.baseSeq() != seq) {
+                writeAll(tx, id, unwritten);
+                unwritten.clear();
+                rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
+                write = p.rebase.onto(rebasedOnto);
+            }
+            unwritten.add(write);
+            seq = write.lastSeq();
+            results.put(p, new CommitResult.Applied(write, rebasedOnto));
         }
-        if (write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID) {
-            long inserted = tx.dml("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
-                    + " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", id, write.clientId(), write.messageId(), write.lastSeq());
-            if (inserted == 0) {
-                return CommitResult.DUPLICATE; // the caller rolls back
+        writeAll(tx, id, unwritten);
+        return results;
+    }
+
+    /**
+     * Locks the document row and returns its sequence, creating the row first if it is missing. Not an
+     * upsert: that would update an existing row and fire the TS schema's version trigger once more.
+     */
+    private static long lockRow(DbTransaction tx, String id) {
+        String lock = "SELECT seq FROM documents WHERE id = ? FOR UPDATE";
+        Optional<DbRow> row = tx.get(lock, id);
+        if (row.isEmpty()) {
+            tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
+            row = tx.get(lock, id);
+        }
+        return row.orElseThrow().column("seq").get(Long.class);
+    }
+
+    /** Client message ids (client id NUL message id) of the run already applied to the document. */
+    private static java.util.Set<String> appliedBefore(DbTransaction tx, String id, List<Pending> run) {
+        ArrayNode keys = Json.MAPPER.createArrayNode();
+        for (Pending p : run) {
+            if (dedupable(p.proposed)) {
+                keys.addObject().put("c", p.proposed.clientId()).put("m", p.proposed.messageId());
+            }
+        }
+        java.util.Set<String> applied = new java.util.HashSet<>();
+        if (keys.isEmpty()) {
+            return applied;
+        }
+        // The row lock taken above covers this document's message ids: no other writer can add one meanwhile.
+        try (Stream<DbRow> rows = tx.query("SELECT a.client_id, a.message_id FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT)"
+                + " JOIN synckit_applied_messages a ON a.document_id = ? AND a.client_id = x.c AND a.message_id = x.m",
+                keys.toString(), id)) {
+            rows.forEach(r -> applied.add(r.column("client_id").get(String.class) + '\u0000' + r.column("message_id").get(String.class)));
+        }
+        return applied;
+    }
+
+    /** Ids beyond the upstream column limits are stored without de-duplication rather than rejected. */
+    private static boolean dedupable(DocumentWrite write) {
+        return write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID;
+    }
+
+    /**
+     * Consecutive writes to one document in one statement: the last value of each field, the union of the
+     * clocks (by maximum), the newest text state, every delta row and the message ids. The four parts touch
+     * different tables, so one statement of data-modifying CTEs equals four statements in this transaction.
+     */
+    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes) {
+        if (writes.isEmpty()) {
+            return;
+        }
+        Map<String, JsonNode> last = new LinkedHashMap<>();
+        Map<String, Long> clock = new HashMap<>();
+        ArrayNode rows = Json.MAPPER.createArrayNode();
+        ArrayNode messages = Json.MAPPER.createArrayNode();
+        TextState text = null;
+        for (DocumentWrite write : writes) {
+            long max = 0;
+            for (Map.Entry<String, Long> c : write.clock().entrySet()) {
+                clock.merge(c.getKey(), c.getValue(), Math::max);
+                max = Math.max(max, c.getValue());
+            }
+            for (StoredDelta d : write.deltas()) {
+                last.put(d.field(), d.value());
+                ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
+                        .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
+                        .put("cv", max);
+                row.set("value", d.value());
+            }
+            if (write.text() != null) {
+                text = write.text();
+            }
+            if (dedupable(write)) {
+                messages.addObject().put("c", write.clientId()).put("m", write.messageId()).put("s", write.lastSeq());
             }
         }
         ObjectNode sets = Json.object();
         ArrayNode removes = Json.MAPPER.createArrayNode();
-        ArrayNode rows = Json.MAPPER.createArrayNode();
-        Map<String, JsonNode> last = new LinkedHashMap<>();
-        for (StoredDelta d : write.deltas()) {
-            last.put(d.field(), d.value());
-            ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                    .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp());
-            row.set("value", d.value());
-        }
         last.forEach((field, value) -> {
             if (value == null) {
                 removes.add(field);
@@ -241,11 +348,8 @@ public final class PostgresStorage implements StorageAdapter {
                 sets.set(field, value);
             }
         });
-        String text = write.text() == null ? null
-                : Json.object().put("state", write.text().state()).put("clock", write.text().clock()).toString();
-        // State, clock and delta rows in one round trip: the three touch different tables, so one
-        // statement of data-modifying CTEs is equivalent to three statements in this transaction.
-        long max = write.clock().values().stream().mapToLong(Long::longValue).max().orElse(0);
+        String textJson = text == null ? null
+                : Json.object().put("state", text.state()).put("clock", text.clock()).toString();
         tx.dml("WITH state AS (UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
                         + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
                         + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
@@ -254,83 +358,54 @@ public final class PostgresStorage implements StorageAdapter {
                         + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
                         + " ON CONFLICT (document_id, client_id) DO UPDATE"
                         + " SET clock_value = GREATEST(vector_clocks.clock_value, EXCLUDED.clock_value), updated_at = NOW()"
-                        + " RETURNING 1)"
+                        + " RETURNING 1),"
+                        + " applied AS (INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
+                        + " SELECT ?, x.c, x.m, x.s FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT, s BIGINT)"
+                        + " ON CONFLICT DO NOTHING RETURNING 1)"
                         + " INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
-                        + " SELECT ?, x.writer, x.op, x.field, x.value, ?, x.seq, to_timestamp(x.ts / 1000.0)"
-                        + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT)",
-                sets.toString(), removes.toString(), write.lastSeq(), text, id,
-                id, Json.MAPPER.valueToTree(write.clock()).toString(),
-                id, max, rows.toString());
-        return new CommitResult.Applied(write, rebasedOnto);
+                        + " SELECT ?, x.writer, x.op, x.field, x.value, x.cv, x.seq, to_timestamp(x.ts / 1000.0)"
+                        + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT, cv BIGINT)",
+                sets.toString(), removes.toString(), writes.getLast().lastSeq(), textJson, id,
+                id, Json.MAPPER.valueToTree(clock).toString(),
+                id, messages.toString(),
+                id, rows.toString());
     }
 
     /**
-     * Group commit: concurrent writes (to different documents: one instance never has two in flight for
-     * the same document) share a transaction. If one of them fails, the transaction is abandoned, that
-     * write gets the error and the others are committed one by one, so a bad write fails alone. A
-     * committer takes whatever is queued when it becomes free, up to {@code maxBatch}, so an idle server
-     * commits each write at once and a busy one amortises the commit over many. Rows are locked in
-     * document-id order, so batches of two instances cannot deadlock each other.
+     * Group commit: writes share transactions. Each document belongs to one committer (by hash), whose
+     * queue keeps its writes in submission order, so several writes to one document can be in flight and
+     * still commit in order, while other committers work on other documents. A committer takes whatever is
+     * queued when it becomes free, up to {@code maxBatch}, so an idle server commits each write at once and
+     * a busy one amortises the statements and the commit over many. If a statement fails, the transaction
+     * is abandoned and the batch is retried one write per transaction, so a bad write fails alone. Rows are
+     * locked in document-id order, so batches of two instances cannot deadlock each other.
      */
     private final class GroupCommit implements AutoCloseable {
-        private final class Pending {
-            final DocumentWrite proposed;
-            final Rebase rebase;
-            final CountDownLatch done = new CountDownLatch(1);
-            CommitResult result;
-            StorageException error;
-
-            Pending(DocumentWrite proposed, Rebase rebase) {
-                this.proposed = proposed;
-                this.rebase = rebase;
-            }
-
-            void finish(CommitResult r, StorageException e) {
-                if (done.getCount() > 0) {
-                    result = r;
-                    error = e;
-                    done.countDown();
-                }
-            }
-        }
-
-        private final LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
+        private final List<LinkedBlockingQueue<Pending>> queues = new ArrayList<>();
         private final int maxBatch;
         private final List<Thread> committers = new ArrayList<>();
+        private final java.util.concurrent.atomic.AtomicInteger queued = new java.util.concurrent.atomic.AtomicInteger();
         private volatile boolean closed;
 
         GroupCommit(int maxBatch, int committerCount) {
             this.maxBatch = maxBatch;
             for (int i = 0; i < committerCount; i++) {
-                committers.add(Thread.ofVirtual().name("group-commit-" + i).start(this::run));
+                LinkedBlockingQueue<Pending> queue = new LinkedBlockingQueue<>();
+                queues.add(queue);
+                committers.add(Thread.ofVirtual().name("group-commit-" + i).start(() -> run(queue)));
             }
         }
 
-        CommitResult submit(DocumentWrite proposed, Rebase rebase) throws StorageException {
+        void submit(Pending p) {
             if (closed) {
-                throw new StorageException("storage is closed", null);
+                p.finish(null, new StorageException("storage is closed", null));
+                return;
             }
-            Pending p = new Pending(proposed, rebase);
-            queue.add(p);
-            boolean interrupted = false;
-            while (true) {
-                try {
-                    p.done.await();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true; // the write is in flight; its outcome must still be reported
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-            if (p.error != null) {
-                throw p.error;
-            }
-            return p.result;
+            queued.incrementAndGet();
+            queues.get(Math.floorMod(p.documentId().hashCode(), queues.size())).add(p);
         }
 
-        private void run() {
+        private void run(LinkedBlockingQueue<Pending> queue) {
             List<Pending> batch = new ArrayList<>(maxBatch);
             while (!closed) {
                 try {
@@ -339,80 +414,91 @@ public final class PostgresStorage implements StorageAdapter {
                     break;
                 }
                 queue.drainTo(batch, maxBatch - 1);
-                batch.sort(Comparator.comparing(p -> p.proposed.documentId()));
-                commitBatch(batch);
-                batch.clear();
+                batch.sort(Comparator.comparing(Pending::documentId)); // stable: a document's writes keep their order
+                try {
+                    commitBatch(batch);
+                } finally {
+                    queued.addAndGet(-batch.size());
+                    batch.clear();
+                }
             }
             Pending left;
             while ((left = queue.poll()) != null) {
+                queued.decrementAndGet();
                 left.finish(null, new StorageException("storage closed before the write was committed", null));
             }
         }
 
         private void commitBatch(List<Pending> batch) {
-            if (batch.size() == 1) {
-                Pending only = batch.getFirst();
-                try {
-                    only.finish(commitAlone(only.proposed, only.rebase), null);
-                } catch (StorageException e) {
-                    only.finish(null, e);
-                }
-                return;
-            }
-            DbTransaction tx;
-            try {
-                tx = db.transaction();
-            } catch (RuntimeException e) {
-                batch.forEach(p -> p.finish(null, failure("begin a write to " + p.proposed.documentId(), e)));
-                return;
-            }
             Map<Pending, CommitResult> results = new LinkedHashMap<>();
-            Pending culprit = null;
-            Exception cause = null;
-            for (Pending p : batch) {
-                try {
-                    // A duplicate changes nothing (its document row already exists), so it needs no undo.
-                    results.put(p, apply(tx, p.proposed, p.rebase));
-                } catch (RuntimeException | IOException e) {
-                    culprit = p;
-                    cause = e;
-                    break;
-                }
-            }
-            if (culprit == null) {
-                try {
-                    tx.commit();
-                    transactions.increment();
-                    dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
-                    results.forEach((p, r) -> p.finish(r, null));
-                } catch (RuntimeException e) {
-                    rollbackQuietly(tx, e);
-                    // Nothing of this transaction is stored: every write in it gets an error.
-                    batch.forEach(p -> p.finish(null, failure("commit a write to " + p.proposed.documentId(), e)));
-                }
+            try {
+                inTransaction(batch, results);
+                results.forEach((p, r) -> p.finish(r, null));
                 return;
+            } catch (StorageException e) {
+                if (batch.size() == 1) {
+                    batch.getFirst().finish(null, e);
+                    return;
+                }
             }
-            // One write failed and the transaction is lost (the DB client closes its connection on any
-            // statement error). Nothing was stored: fail that write, and commit the others one by one.
-            rollbackQuietly(tx, cause);
-            culprit.finish(null, failure("commit a write to " + culprit.proposed.documentId(), cause));
+            // Nothing of that transaction is stored. Retry one write per transaction, in order, so that only
+            // a write that fails on its own is reported as failed.
             for (Pending p : batch) {
-                if (p != culprit) {
-                    try {
-                        p.finish(commitAlone(p.proposed, p.rebase), null);
-                    } catch (StorageException e) {
-                        p.finish(null, e);
-                    }
+                results.clear();
+                try {
+                    inTransaction(List.of(p), results);
+                    p.finish(results.get(p), null);
+                } catch (StorageException e) {
+                    p.finish(null, e);
                 }
             }
         }
 
-        private static void rollbackQuietly(DbTransaction tx, Exception cause) {
+        /** Applies the batch (sorted by document) in one transaction and commits it, or throws having stored nothing. */
+        private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws StorageException {
+            DbTransaction tx;
             try {
-                tx.rollback();
-            } catch (RuntimeException suppressed) {
-                cause.addSuppressed(suppressed);
+                tx = db.transaction();
+            } catch (RuntimeException e) {
+                throw failure("begin a write to " + batch.getFirst().documentId(), e);
             }
+            try {
+                int from = 0;
+                while (from < batch.size()) {
+                    int to = from + 1;
+                    while (to < batch.size() && batch.get(to).documentId().equals(batch.get(from).documentId())) {
+                        to++;
+                    }
+                    results.putAll(applyRun(tx, batch.subList(from, to)));
+                    from = to;
+                }
+                tx.commit();
+                transactions.increment();
+                dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
+            } catch (RuntimeException | IOException e) {
+                try {
+                    tx.rollback();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                results.clear();
+                throw failure("commit a write to " + batch.getFirst().documentId()
+                        + (batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e);
+            }
+        }
+
+        /** Lets queued writes finish (up to {@code grace}), then stops the committers; anything left fails. */
+        void drain(Duration grace) {
+            long deadline = System.nanoTime() + grace.toNanos();
+            while (queued.get() > 0 && System.nanoTime() < deadline) {
+                try {
+                    Thread.sleep(5);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    break;
+                }
+            }
+            close();
         }
 
         @Override
@@ -421,7 +507,6 @@ public final class PostgresStorage implements StorageAdapter {
             committers.forEach(Thread::interrupt);
         }
     }
-
     private static String emptyState(String id) {
         ObjectNode state = Json.object().put("id", id);
         state.putObject("fields");
@@ -533,9 +618,8 @@ public final class PostgresStorage implements StorageAdapter {
 
     @Override
     public void close() {
-        if (groupCommit != null) {
-            groupCommit.close();
-        }
+        // Writes already accepted get their chance to commit (and be acknowledged) before the pool closes.
+        groupCommit.drain(Duration.ofSeconds(10));
         db.close();
         dataSource.close();
     }

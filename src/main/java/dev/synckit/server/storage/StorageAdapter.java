@@ -29,6 +29,30 @@ public interface StorageAdapter extends AutoCloseable {
      */
     CommitResult commit(DocumentWrite write, Rebase rebase) throws StorageException;
 
+    /** Receives the outcome of {@link #submit}: a result, or the error that kept the write from being stored. */
+    @FunctionalInterface
+    interface Outcome {
+        void committed(CommitResult result, StorageException error);
+    }
+
+    /**
+     * Like {@link #commit}, but may return before the write is durable; {@code done} is then called exactly
+     * once, on whatever thread finished the commit. Writes submitted for one document are committed in
+     * submission order, so a caller can keep several in flight per document, each computed on top of the
+     * one before (a write whose predecessor failed is rebased like any other). Stores that commit
+     * synchronously call {@code done} before returning.
+     */
+    default void submit(DocumentWrite write, Rebase rebase, Outcome done) {
+        CommitResult result;
+        try {
+            result = commit(write, rebase);
+        } catch (StorageException e) {
+            done.committed(null, e);
+            return;
+        }
+        done.committed(result, null);
+    }
+
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
 

@@ -112,4 +112,48 @@ class GroupCommitTest {
             }
         }
     }
+    private static DocumentWrite write(String doc, long baseSeq, String field, Object value, String clientId, String messageId) {
+        DocumentWrite w = write(doc, baseSeq, field, value);
+        return new DocumentWrite(w.documentId(), w.baseSeq(), w.deltas(), w.clock(), w.text(), w.timestamp(), clientId, messageId);
+    }
+
+    @Test
+    void writesPipelinedOnOneDocumentCommitInOrderAndRebaseAfterADuplicate() throws Exception {
+        try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
+            assertInstanceOf(CommitResult.Applied.class, storage.commit(write("pipe", 0, "f0", 0, "c", "m-0"), c -> {
+                throw new AssertionError("no rebase expected");
+            }));
+            int n = 200;
+            int duplicateAt = 50; // a retry of m-0: not stored, so every later write was computed on a base one too high
+            List<Object> outcomes = java.util.Collections.synchronizedList(new ArrayList<>());
+            CountDownLatch done = new CountDownLatch(n);
+            for (int i = 1; i <= n; i++) {
+                int k = i;
+                String messageId = i == duplicateAt ? "m-0" : "m-" + i;
+                storage.submit(write("pipe", i - 1, "f" + (i % 7), i, "c", messageId), current ->
+                        write("pipe", current.seq(), "f" + (k % 7), k, "c", messageId), (r, e) -> {
+                    outcomes.add(e != null ? e : r);
+                    done.countDown();
+                });
+            }
+            assertTrue(done.await(30, java.util.concurrent.TimeUnit.SECONDS), "not every write finished");
+            assertEquals(n, outcomes.size());
+            long applied = outcomes.stream().filter(o -> o instanceof CommitResult.Applied).count();
+            assertEquals(n - 1, applied, () -> "outcomes: " + outcomes);
+            assertEquals(1, outcomes.stream().filter(o -> o instanceof CommitResult.Duplicate).count());
+            // Outcomes arrive in submission order, each write directly after the one before it.
+            long expected = 1;
+            for (Object o : outcomes) {
+                if (o instanceof CommitResult.Applied a) {
+                    assertEquals(expected, a.write().baseSeq(), "applied out of order");
+                    expected = a.write().lastSeq();
+                }
+            }
+            StoredDocument d = storage.load("pipe").orElseThrow();
+            assertEquals(n, d.seq());
+            assertEquals(n, d.fields().get("f" + (n % 7)).asInt());
+            assertEquals(n, storage.deltasSince("pipe", 0, 1000).size());
+            assertTrue(storage.transactions() < n, "pipelined writes did not share transactions: " + storage.transactions());
+        }
+    }
 }
