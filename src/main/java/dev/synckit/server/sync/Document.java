@@ -1,9 +1,11 @@
 package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.storage.TextState;
 
+import java.util.ArrayDeque;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
@@ -13,7 +15,9 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * The cached, authoritative copy of one document. {@link #lock} serialises every mutation, which is what
  * gives writes to a document one total order; readers take it too so that a snapshot and the subscription
- * that follows it are consistent. Broadcast bookkeeping has its own small lock so that flushing never
+ * that follows it are consistent. The lock is not held while a write commits: writes are computed from
+ * the {@link #tip()}, submitted in order and settled in that order once stored, and only settling changes
+ * the committed state that readers see. Broadcast bookkeeping has its own small lock so that flushing never
  * waits for a write in progress.
  */
 final class Document {
@@ -35,6 +39,12 @@ final class Document {
     TextState text;
     long lastModified;
     boolean evicted;
+    /** Writes submitted to storage and not yet settled, in commit order. */
+    final ArrayDeque<PendingWrite> inFlight = new ArrayDeque<>();
+    /** The base of the next write: the committed state plus every write in flight (seq, clock, text). */
+    private long tipSeq;
+    private Map<String, Long> tipClock;
+    private TextState tipText;
 
     private final ReentrantLock pendingLock = new ReentrantLock();
     private LinkedHashMap<String, PendingField> pending = new LinkedHashMap<>();
@@ -70,12 +80,35 @@ final class Document {
         this.seq = stored.seq();
         this.text = stored.text();
         this.lastModified = stored.updatedAt();
+        if (inFlight.isEmpty()) {
+            catchUpTip();
+        }
         return changed;
     }
 
-    /** The cached state in storage terms (what a write is computed from). */
-    StoredDocument asStored() {
-        return new StoredDocument(id, fields, clock, seq, text, lastModified);
+    /**
+     * What the next write is computed from. Only sequence, clock and text matter for that, so fields are
+     * left out. With writes in flight this runs ahead of the committed state; if it turns out wrong
+     * (another instance wrote, a write failed) the store sees the base mismatch and rebases.
+     */
+    StoredDocument tip() {
+        return new StoredDocument(id, Map.of(), tipClock, tipSeq, tipText, lastModified);
+    }
+
+    /** A write was computed from {@link #tip()} and submitted. */
+    void advanceTip(DocumentWrite write) {
+        tipSeq = write.lastSeq();
+        tipClock = write.clock();
+        if (write.text() != null) {
+            tipText = write.text();
+        }
+    }
+
+    /** Nothing in flight: the next write starts from the committed state. */
+    void catchUpTip() {
+        tipSeq = seq;
+        tipClock = clock;
+        tipText = text;
     }
 
     /** Queues a field for broadcast; a later value of the same field replaces one not yet sent. */

@@ -25,6 +25,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
+import java.util.function.Consumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -48,19 +50,15 @@ public final class Documents {
     private final int maxCached;
     private final long flushHandOffNanos;
     private final ConcurrentHashMap<String, Document> cache = new ConcurrentHashMap<>();
+    /** Writes waiting for storage, server-wide; bounds memory when the database is slower than the clients. */
+    static final int MAX_UNCOMMITTED = 4096;
+    private final Semaphore uncommitted = new Semaphore(MAX_UNCOMMITTED);
 
     public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay) {
         this.storage = storage;
         this.fanOut = fanOut;
         this.maxCached = maxCached;
         this.flushHandOffNanos = batchDelay.toNanos();
-    }
-
-    /** Thrown when the store rejects a write; the document is unchanged and nothing was acknowledged. */
-    public static final class WriteFailed extends Exception {
-        WriteFailed(String documentId, Throwable cause) {
-            super("write to " + documentId + " failed", cause);
-        }
     }
 
     /** A document's current state; for a new document, an empty one. */
@@ -80,7 +78,7 @@ public final class Documents {
     }
 
     /** Runs {@code action} under the lock of a live (not evicted) cached document. */
-    private <T> T locked(String id, LockedAction<T> action) throws StorageException, WriteFailed {
+    private <T> T locked(String id, LockedAction<T> action) throws StorageException {
         while (true) {
             Document doc = document(id);
             doc.lock.lock();
@@ -96,7 +94,7 @@ public final class Documents {
 
     @FunctionalInterface
     private interface LockedAction<T> {
-        T run(Document doc) throws StorageException, WriteFailed;
+        T run(Document doc) throws StorageException;
     }
 
     /**
@@ -104,18 +102,14 @@ public final class Documents {
      * under the lock, so any broadcast the peer receives afterwards is newer than the state it got.
      */
     public void subscribe(Peer peer, String documentId, String requestId) throws StorageException {
-        try {
-            Document fresh = locked(documentId, doc -> {
-                // Another instance may have written since we cached it; one cheap query tells.
-                reload(doc);
-                addSubscriber(doc, peer);
-                peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
-                return doc;
-            });
-            flush(fresh);
-        } catch (WriteFailed e) {
-            throw new IllegalStateException(e); // a read never raises WriteFailed
-        }
+        Document fresh = locked(documentId, doc -> {
+            // Another instance may have written since we cached it; one cheap query tells.
+            reload(doc);
+            addSubscriber(doc, peer);
+            peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
+            return doc;
+        });
+        flush(fresh);
     }
 
     private static ObjectNode snapshot(Document doc, String requestId) {
@@ -226,86 +220,170 @@ public final class Documents {
 
     /**
      * Applies one write message: field changes in order, the client clocks merged, text ops stored and
-     * relayed. The writer gets {@code ack(ackId)} once the write is durable, and then every subscriber gets
-     * one {@code delta} per changed field.
+     * relayed. The write is computed and submitted under the document's lock, which is then released while
+     * the store commits, so further writes to the document can follow it into the same commit. Once the
+     * write is durable, and after every write before it, it is settled: the cached state advances, the writer
+     * gets {@code ack(ackId)} and every subscriber one {@code delta} per changed field. Returns once the
+     * write is submitted; at most {@link #MAX_UNCOMMITTED} writes wait for storage at a time, beyond which
+     * writers wait here.
      *
      * @param subscribeWriter whether writing subscribes the writer (and so echoes its write back to it);
      *                        false for a client that may write but not read the document (§7.2), which
      *                        must not receive everybody else's writes
      * @param clientId the writer's stable client id, which with {@code ackId} de-duplicates retries; may be null
      * @param ackId the id to acknowledge, or null to send no ack
+     * @param settled called once the write is settled, on whatever thread: with null after the ack was
+     *                queued, or with the error if the store refused the write (nothing was acknowledged and
+     *                the document is unchanged by it); not called if this method throws
+     * @throws StorageException if the document could not even be loaded
      */
     public void write(Peer writer, boolean subscribeWriter, String documentId, List<FieldChange> changes,
-                      Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId)
-            throws StorageException, WriteFailed {
-        Document written = locked(documentId, doc -> {
-            if (subscribeWriter) {
-                addSubscriber(doc, writer);
-            }
-            if (changes.isEmpty() && textOps.isEmpty()) {
-                // Only ops without server semantics (counters, sets): nothing to store, but the client
-                // still learns that the message was received.
-                sendAck(writer, ackId);
-                return null;
-            }
-            StorageAdapter.Rebase compute = base -> {
-                long now = System.currentTimeMillis();
-                List<StoredDelta> deltas = new ArrayList<>(changes.size());
-                long seq = base.seq();
-                for (FieldChange change : changes) {
-                    deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
-                            writer.id(), now));
+                      Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId,
+                      Consumer<Exception> settled) throws StorageException {
+        uncommitted.acquireUninterruptibly();
+        boolean[] submitted = {false};
+        Document written;
+        try {
+            written = locked(documentId, doc -> {
+                if (subscribeWriter) {
+                    addSubscriber(doc, writer);
                 }
-                return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), clientClock),
-                        nextText(base.text(), textOps), now, clientId, ackId);
-            };
-            CommitResult result;
-            long committing = System.nanoTime();
+                if (changes.isEmpty() && textOps.isEmpty()) {
+                    // Only ops without server semantics (counters, sets): nothing to store, but the client
+                    // still learns that the message was received.
+                    sendAck(writer, ackId);
+                    settled.accept(null);
+                    return null;
+                }
+                StorageAdapter.Rebase compute = base -> {
+                    long now = System.currentTimeMillis();
+                    List<StoredDelta> deltas = new ArrayList<>(changes.size());
+                    long seq = base.seq();
+                    for (FieldChange change : changes) {
+                        deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
+                                writer.id(), now));
+                    }
+                    return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), clientClock),
+                            nextText(base.text(), textOps), now, clientId, ackId);
+                };
+                DocumentWrite proposed = compute.onto(doc.tip());
+                doc.advanceTip(proposed);
+                PendingWrite pending = new PendingWrite(writer, ackId, textOps, settled);
+                doc.inFlight.add(pending);
+                submitted[0] = true;
+                long committing = System.nanoTime();
+                StorageAdapter.Outcome outcome = (result, error) -> {
+                    Meters.commitLatency(System.nanoTime() - committing);
+                    pending.complete(result, error);
+                    if (!doc.lock.isHeldByCurrentThread()) {
+                        // Committed on the store's thread: settle here, broadcast on a thread of its own so
+                        // that the committer goes back to committing.
+                        settleLocked(doc);
+                        if (doc.startFlush()) {
+                            Thread.ofVirtual().name("flush-" + doc.id).start(() -> flushRounds(doc));
+                        }
+                    }
+                };
+                try {
+                    storage.submit(proposed, compute, outcome);
+                } catch (RuntimeException e) {
+                    // A write that never reached the store must still leave the line, or it blocks every later one.
+                    pending.complete(null, new StorageException("submitting a write to " + documentId + " failed: " + e, e));
+                }
+                settle(doc); // a store that commits synchronously has already reported
+                return doc;
+            });
+        } finally {
+            if (!submitted[0]) {
+                uncommitted.release();
+            }
+        }
+        if (written != null) {
+            flush(written);
+        }
+    }
+
+    private void settleLocked(Document doc) {
+        doc.lock.lock();
+        try {
+            settle(doc);
+        } finally {
+            doc.lock.unlock();
+        }
+    }
+
+    /** Under the document lock: settles the writes at the head of the line whose commit has been reported. */
+    private void settle(Document doc) {
+        PendingWrite head;
+        while ((head = doc.inFlight.peek()) != null && head.done()) {
+            doc.inFlight.poll();
+            uncommitted.release();
             try {
-                result = storage.commit(compute.onto(doc.asStored()), compute);
-                Meters.commitLatency(System.nanoTime() - committing);
-            } catch (StorageException e) {
-                throw new WriteFailed(documentId, e);
+                settle(doc, head);
+            } catch (RuntimeException e) {
+                LOG.log(Level.SEVERE, "settling a write to " + doc.id + " failed", e);
             }
-            if (!(result instanceof CommitResult.Applied applied)) {
-                sendAck(writer, ackId); // a retry of something already durable
-                return null;
+        }
+        if (doc.inFlight.isEmpty()) {
+            doc.catchUpTip();
+        }
+    }
+
+    private void settle(Document doc, PendingWrite w) {
+        if (w.error() != null) {
+            w.settled.accept(w.error());
+            return;
+        }
+        if (!(w.result() instanceof CommitResult.Applied applied)) {
+            sendAck(w.writer, w.ackId); // a retry of something already durable
+            w.settled.accept(null);
+            return;
+        }
+        DocumentWrite write = applied.write();
+        if (write.baseSeq() != doc.seq) {
+            StoredDocument base = applied.rebasedOnto();
+            if (base != null && base.seq() == write.baseSeq() && base.seq() > doc.seq) {
+                refreshed(doc, base); // another instance wrote first: catch up to what this write was applied on
+            } else {
+                if (write.baseSeq() >= doc.seq) {
+                    try {
+                        reload(doc); // the cache is behind in a way we cannot explain; storage is the truth
+                    } catch (StorageException e) {
+                        LOG.warning("catching up " + doc.id + " from storage failed: " + e.getMessage());
+                    }
+                } // else already in the cache: a reload after a gap in other instances' messages read it
+                write = null;
             }
-            if (applied.rebasedOnto() != null) {
-                refreshed(doc, applied.rebasedOnto());
-            }
-            DocumentWrite write = applied.write();
-            List<StoredDelta> deltas = write.deltas();
-            Map<String, Long> clock = write.clock();
-            TextState text = write.text();
-            long now = write.timestamp();
-            long seq = write.lastSeq();
-            for (StoredDelta d : deltas) {
+        }
+        if (write != null) {
+            for (StoredDelta d : write.deltas()) {
                 if (d.isDelete()) {
                     doc.fields.remove(d.field());
                 } else {
                     doc.fields.put(d.field(), d.value());
                 }
             }
-            doc.clock = clock;
-            doc.seq = seq;
-            if (text != null) {
-                doc.text = text;
+            doc.clock = write.clock();
+            doc.seq = write.lastSeq();
+            if (write.text() != null) {
+                doc.text = write.text();
             }
-            doc.lastModified = now;
-            sendAck(writer, ackId);
-            for (StoredDelta d : deltas) {
-                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), clock));
+            doc.lastModified = write.timestamp();
+            for (StoredDelta d : write.deltas()) {
+                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), doc.clock));
             }
-            if (!textOps.isEmpty()) {
-                relayText(doc, writer, textOps);
-            }
-            fanOut.publish(write, textOps);
-            return doc;
-        });
-        if (written != null) {
-            flush(written);
         }
+        sendAck(w.writer, w.ackId);
+        w.settled.accept(null);
+        if (!w.textOps.isEmpty()) {
+            relayText(doc, w.writer, w.textOps);
+        }
+        fanOut.publish(applied.write(), w.textOps);
+    }
+
+    /** Writes submitted and not yet settled (for draining at shutdown). */
+    public int uncommitted() {
+        return MAX_UNCOMMITTED - uncommitted.availablePermits();
     }
 
     /** Takes another instance's writes into the cache and queues what changed for local subscribers. */
@@ -441,7 +519,7 @@ public final class Documents {
             }
             if (doc.lock.tryLock()) {
                 try {
-                    if (doc.idle()) {
+                    if (doc.idle() && doc.inFlight.isEmpty()) {
                         doc.evicted = true;
                         cache.remove(doc.id, doc);
                         evicted++;

@@ -41,6 +41,9 @@ final class ClientSession implements WsListener {
     private Connection connection;
     private FrameAssembler assembler;
     private RateLimit rateLimit;
+    private final WritesInFlight writes = new WritesInFlight();
+    /** When the message being handled arrived (the ack latency meter starts there). */
+    private long receivedNanos;
     private Chunks chunks;
     private volatile Principal principal;
     private boolean framingDecided;
@@ -208,15 +211,22 @@ final class ClientSession implements WsListener {
             return;
         }
         if (!rateLimit.tryAcquire(System.nanoTime())) {
+            writes.awaitNone();
             connection.send(Outbound.error("Too many messages. Please slow down.", "code", "RATE_LIMIT_EXCEEDED"));
             return;
         }
+        String written = switch (message) {
+            case Message.Delta d -> d.documentId();
+            case Message.DeltaBatch b -> b.documentId();
+            default -> null;
+        };
+        if (written == null || !writes.mayFollow(written)) {
+            writes.awaitNone();
+        }
+        receivedNanos = received;
         gateway.handling(true);
         try {
             handle(message);
-            if (message instanceof Message.Delta || message instanceof Message.DeltaBatch) {
-                Meters.ackLatency(System.nanoTime() - received);
-            }
         } catch (RuntimeException e) {
             LOG.log(Level.SEVERE, connection.id() + ": " + message.getClass().getSimpleName() + " failed", e);
             connection.send(Outbound.error("Internal server error", null));
@@ -226,6 +236,7 @@ final class ClientSession implements WsListener {
     }
 
     private void reject(ProtocolException e) {
+        writes.awaitNone();
         LOG.info(() -> connection.id() + " (" + connection.ip() + ") sent bad input: " + e.getMessage());
         connection.send(Outbound.error(e.getMessage(), "code", e.code()));
     }
@@ -371,13 +382,23 @@ final class ClientSession implements WsListener {
 
     private void write(String documentId, List<Message.FieldChange> changes, Map<String, Long> clock,
                        List<ObjectNode> text, String clientId, String ackId, String failure) {
+        long received = receivedNanos;
+        java.util.function.Consumer<Exception> settled = e -> {
+            if (e == null) {
+                Meters.ackLatency(System.nanoTime() - received);
+            } else {
+                LOG.log(Level.WARNING, connection.id() + ": write to " + documentId + " failed, not acknowledged", e);
+                connection.send(Outbound.error(failure, "documentId", documentId));
+            }
+            writes.end();
+        };
+        writes.begin(documentId);
         try {
             // Write access does not imply read (§7.2): only a reader becomes a subscriber by writing.
             boolean reader = principal.permissions().mayRead(documentId);
-            gateway.documents().write(connection, reader, documentId, changes, clock, text, clientId, ackId);
-        } catch (Documents.WriteFailed | StorageException e) {
-            LOG.log(Level.WARNING, connection.id() + ": write to " + documentId + " failed, not acknowledged", e);
-            connection.send(Outbound.error(failure, "documentId", documentId));
+            gateway.documents().write(connection, reader, documentId, changes, clock, text, clientId, ackId, settled);
+        } catch (StorageException | RuntimeException e) {
+            settled.accept(e);
         }
     }
 }

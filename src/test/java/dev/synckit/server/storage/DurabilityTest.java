@@ -71,6 +71,28 @@ class DurabilityTest {
     }
 
     @Test
+    void repliesKeepTheOrderOfTheMessagesWhileWritesCommit() {
+        // Writes to one document are pipelined into group commits; that must not reorder what the client
+        // hears back, nor let a read overtake the writes sent before it.
+        try (TestDatabase db = TestDatabase.create();
+             TestServer server = TestServer.start(Map.of("synckit.storage.url", db.url()));
+             WsClient c = WsClient.binary(server.wsUri())) {
+            List<String> sent = new java.util.ArrayList<>();
+            for (int i = 0; i < 40; i++) {
+                c.send(MessageType.DELTA, delta("a" + i, "order-a", "n", i));
+                sent.add("a" + i);
+            }
+            c.send(MessageType.DELTA, delta("b0", "order-b", "n", 0));
+            sent.add("b0");
+            c.send(MessageType.SYNC_REQUEST, Json.object().put("id", "read").put("documentId", "order-a"));
+            ObjectNode read = c.await("sync_response", r -> "read".equals(r.text("requestId"))).payload();
+            List<String> acks = c.pending().stream().filter(r -> r.type().equals("ack")).map(r -> r.text("messageId")).toList();
+            assertEquals(sent, acks, "every ack before the sync_response, in the order of the writes");
+            assertEquals(39, read.get("state").get("n").asInt(), "the read saw every write sent before it");
+        }
+    }
+
+    @Test
     void retriedMessageIsAppliedOnceAcrossARestart() {
         String doc = "retry-doc";
         ObjectNode batch = Json.object().put("documentId", doc).put("messageId", "msg-retry-1");

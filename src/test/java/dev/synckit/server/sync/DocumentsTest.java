@@ -24,11 +24,16 @@ import java.util.concurrent.CopyOnWriteArrayList;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The write path and clock rules of {@link Documents}, with an in-process peer. */
 class DocumentsTest {
+    private static final java.util.function.Consumer<Exception> NO_FAILURE = e -> {
+        if (e != null) {
+            throw new AssertionError("write failed", e);
+        }
+    };
+
     /** Records what the sync core sends it. */
     static final class RecordingPeer implements Peer {
         final List<Outbound> sent = new CopyOnWriteArrayList<>();
@@ -62,7 +67,7 @@ class DocumentsTest {
     }
 
     /** A store that can be switched to fail, standing in for a database outage. */
-    static final class FlakyStorage implements StorageAdapter {
+    static class FlakyStorage implements StorageAdapter {
         final MemoryStorage inner = new MemoryStorage(100);
         volatile boolean failing;
 
@@ -144,13 +149,14 @@ class DocumentsTest {
         FlakyStorage storage = new FlakyStorage();
         Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
-        documents.write(writer, true, "d", set("title", "kept"), Map.of(), List.of(), null, "m1");
+        documents.write(writer, true, "d", set("title", "kept"), Map.of(), List.of(), null, "m1", NO_FAILURE);
         assertEquals(List.of("ack", "delta"), writer.types());
 
         storage.failing = true;
         writer.sent.clear();
-        assertThrows(Documents.WriteFailed.class,
-                () -> documents.write(writer, true, "d", set("title", "lost"), Map.of(), List.of(), null, "m2"));
+        List<Exception> failures = new ArrayList<>();
+        documents.write(writer, true, "d", set("title", "lost"), Map.of(), List.of(), null, "m2", e -> { if (e != null) failures.add(e); });
+        assertEquals(1, failures.size(), "the writer is told of the failure");
         assertEquals(List.of(), writer.types(), "a failed write must be neither acknowledged nor broadcast");
 
         storage.failing = false;
@@ -166,9 +172,9 @@ class DocumentsTest {
         Documents documents = new Documents(new MemoryStorage(100), new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer a = new RecordingPeer("conn-1");
         RecordingPeer b = new RecordingPeer("conn-2");
-        documents.write(a, true, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1");
-        documents.write(b, true, "d", set("f", "from-b"), Map.of(), List.of(), null, "2");
-        documents.write(b, true, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), null, "3");
+        documents.write(a, true, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1", NO_FAILURE);
+        documents.write(b, true, "d", set("f", "from-b"), Map.of(), List.of(), null, "2", NO_FAILURE);
+        documents.write(b, true, "d", List.of(new FieldChange("g", Json.object().put("__deleted", true))), Map.of(), List.of(), null, "3", NO_FAILURE);
 
         RecordingPeer reader = new RecordingPeer("conn-3");
         documents.subscribe(reader, "d", "r");
@@ -191,7 +197,7 @@ class DocumentsTest {
         Documents documents = new Documents(storage, new LocalFanOut(), 2, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
         for (int i = 0; i < 5; i++) {
-            documents.write(writer, true, "d" + i, set("v", i), Map.of(), List.of(), null, null);
+            documents.write(writer, true, "d" + i, set("v", i), Map.of(), List.of(), null, null, NO_FAILURE);
             documents.unsubscribe(writer, "d" + i);
         }
         assertEquals(3, documents.evictIdle());
@@ -206,13 +212,13 @@ class DocumentsTest {
         MemoryStorage storage = new MemoryStorage(100);
         Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
         RecordingPeer writer = new RecordingPeer("conn-1");
-        documents.write(writer, true, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1");
-        documents.write(writer, true, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1");
+        documents.write(writer, true, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1", NO_FAILURE);
+        documents.write(writer, true, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1", NO_FAILURE);
         assertEquals(List.of("ack", "delta", "ack"), writer.types());
         assertEquals(1, storage.load("d").orElseThrow().fields().get("n").asInt());
         assertEquals(1, storage.load("d").orElseThrow().seq());
         // The same message id from another client is a different write.
-        documents.write(writer, true, "d", set("n", 3), Map.of(), List.of(), "client-b", "msg-1");
+        documents.write(writer, true, "d", set("n", 3), Map.of(), List.of(), "client-b", "msg-1", NO_FAILURE);
         assertEquals(3, storage.load("d").orElseThrow().fields().get("n").asInt());
     }
 
@@ -224,8 +230,8 @@ class DocumentsTest {
         RecordingPeer onA = new RecordingPeer("conn-1");
         RecordingPeer onB = new RecordingPeer("conn-1");
         for (int i = 0; i < 10; i++) {
-            a.write(onA, true, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i);
-            b.write(onB, true, "d", set("x", "b" + i), Map.of(), List.of(), null, "b" + i);
+            a.write(onA, true, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i, NO_FAILURE);
+            b.write(onB, true, "d", set("x", "b" + i), Map.of(), List.of(), null, "b" + i, NO_FAILURE);
         }
         assertEquals(20, shared.currentSeq("d"));
         // A's subscriber learned B's last value when A refreshed on its next write or read.
@@ -234,5 +240,86 @@ class DocumentsTest {
         assertEquals("b9", reader.sent.getFirst().body().get("state").get("x").asText());
         assertTrue(onA.sent.stream().anyMatch(o -> o.type().wireName().equals("delta")
                 && o.body().get("value").asText().equals("b9")), "A's subscribers were not told about B's write");
+    }
+    /** A store that holds submitted writes until the test commits them, on a thread of its own, as a database would. */
+    static final class GatedStorage extends FlakyStorage {
+        record Held(DocumentWrite write, Rebase rebase, Outcome done) {}
+
+        final java.util.concurrent.LinkedBlockingQueue<Held> held = new java.util.concurrent.LinkedBlockingQueue<>();
+        final java.util.Set<String> failMessages = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+        @Override
+        public void submit(DocumentWrite write, Rebase rebase, Outcome done) {
+            held.add(new Held(write, rebase, done));
+        }
+
+        /** Commits everything held so far, in order, from another thread; returns how many. */
+        int release() throws InterruptedException {
+            List<Held> batch = new ArrayList<>();
+            held.drainTo(batch);
+            Thread t = Thread.ofVirtual().start(() -> {
+                for (Held h : batch) {
+                    if (failMessages.contains(h.write().messageId())) {
+                        h.done().committed(null, new StorageException("constraint violated", null));
+                        continue;
+                    }
+                    try {
+                        h.done().committed(commit(h.write(), h.rebase()), null);
+                    } catch (StorageException e) {
+                        h.done().committed(null, e);
+                    }
+                }
+            });
+            t.join();
+            return batch.size();
+        }
+    }
+
+    @Test
+    void writesFollowEachOtherIntoStorageAndSettleInOrderOnlyOnceCommitted() throws Exception {
+        GatedStorage storage = new GatedStorage();
+        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
+        RecordingPeer writer = new RecordingPeer("conn-1");
+        List<Exception> failures = new CopyOnWriteArrayList<>();
+        for (int i = 1; i <= 5; i++) {
+            documents.write(writer, true, "d", set("n", i), Map.of(), List.of(), "client-a", "m" + i, e -> { if (e != null) failures.add(e); });
+        }
+        assertEquals(5, storage.held.size(), "the document lock must not wait for a commit");
+        assertEquals(5, documents.uncommitted());
+        assertEquals(List.of(), writer.types(), "nothing is acknowledged or broadcast before it is durable");
+        RecordingPeer early = new RecordingPeer("conn-2");
+        documents.subscribe(early, "d", "r");
+        assertFalse(early.sent.getFirst().body().get("state").has("n"), "a reader saw an uncommitted write");
+
+        storage.failMessages.add("m3"); // the third fails: the writes after it were computed on top of it
+        assertEquals(5, storage.release());
+        await(() -> documents.uncommitted() == 0);
+        assertEquals(1, failures.size());
+        assertEquals(List.of("m1", "m2", "m4", "m5"), writer.sent.stream().filter(o -> o.type().wireName().equals("ack"))
+                .map(o -> o.body().get("messageId").asText()).toList(), "acks in write order, none for the failed write");
+        StoredDocument stored = storage.inner.load("d").orElseThrow();
+        assertEquals(4, stored.seq(), "the writes after the failed one were rebased, leaving no gap");
+        assertEquals(5, stored.fields().get("n").asInt());
+
+        RecordingPeer late = new RecordingPeer("conn-3");
+        documents.subscribe(late, "d", "r2");
+        ObjectNode body = (ObjectNode) late.sent.getFirst().body();
+        assertEquals(5, body.get("state").get("n").asInt());
+        await(() -> early.sent.stream().anyMatch(o -> o.type().wireName().equals("delta") && o.body().get("value").asInt() == 5));
+
+        // With nothing in flight the next write starts from the committed state again: no rebase needed.
+        documents.write(writer, true, "d", set("n", 6), Map.of(), List.of(), "client-a", "m6", e -> { if (e != null) failures.add(e); });
+        assertEquals(4, storage.held.peek().write().baseSeq());
+        storage.release();
+        await(() -> documents.uncommitted() == 0);
+        assertEquals(5, storage.inner.load("d").orElseThrow().seq());
+    }
+
+    private static void await(java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (!condition.getAsBoolean()) {
+            assertTrue(System.nanoTime() < deadline, "condition not reached in 5 s");
+            Thread.sleep(5);
+        }
     }
 }
