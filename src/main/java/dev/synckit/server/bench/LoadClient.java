@@ -29,6 +29,11 @@ final class LoadClient implements WebSocket.Listener {
     private final Run run;
     private final int index;
     private final String documentId;
+    /**
+     * Distinguishes this run's clients from earlier runs' against the same server: message ids restart at
+     * m1, and the server would rightly acknowledge them as retries without writing anything.
+     */
+    private static final String RUN = Long.toString(System.nanoTime() & 0xffffffL, 36);
     private final String clientId;
     private final URI uri;
     private final String padding;
@@ -48,7 +53,7 @@ final class LoadClient implements WebSocket.Listener {
         this.run = run;
         this.index = index;
         this.documentId = documentId;
-        this.clientId = "bench-" + index;
+        this.clientId = "bench-" + RUN + "-" + index;
         this.uri = uri;
         this.padding = valueBytes > 0 ? ":" + "x".repeat(Math.max(0, valueBytes - 8)) : null;
     }
