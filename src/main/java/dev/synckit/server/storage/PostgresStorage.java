@@ -132,34 +132,35 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     private static Optional<StoredDocument> load(DbExecute exec, String documentId) throws IOException {
-        {
-            Optional<DbRow> row = exec.get(
-                    "SELECT state -> 'fields' AS fields, seq, text_state, "
-                            + "(EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated FROM documents WHERE id = ?",
-                    documentId);
-            if (row.isEmpty()) {
-                return Optional.empty();
-            }
-            Map<String, Long> clock = new HashMap<>();
-            try (Stream<DbRow> rows = exec.query(
-                    "SELECT client_id, clock_value FROM vector_clocks WHERE document_id = ?", documentId)) {
-                rows.forEach(r -> clock.put(r.column("client_id").get(String.class), r.column("clock_value").get(Long.class)));
-            }
-            DbRow r = row.get();
-            Map<String, JsonNode> fields = new LinkedHashMap<>();
-            String fieldsJson = r.column("fields").get(String.class);
-            if (fieldsJson != null && Json.MAPPER.readTree(fieldsJson) instanceof ObjectNode object) {
-                object.fields().forEachRemaining(e -> fields.put(e.getKey(), e.getValue()));
-            }
-            TextState text = null;
-            String textJson = r.column("text_state").get(String.class);
-            if (textJson != null) {
-                JsonNode t = Json.MAPPER.readTree(textJson);
-                text = new TextState(t.path("state").asText(), t.path("clock").asLong());
-            }
-            return Optional.of(new StoredDocument(documentId, java.util.Collections.unmodifiableMap(fields),
-                    Map.copyOf(clock), r.column("seq").get(Long.class), text, r.column("updated").get(Long.class)));
+        // One round trip: inside a write transaction this runs while the row lock is held.
+        Optional<DbRow> row = exec.get(
+                "SELECT state -> 'fields' AS fields, seq, text_state, "
+                        + "(EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated, "
+                        + "(SELECT jsonb_object_agg(client_id, clock_value) FROM vector_clocks WHERE document_id = documents.id) AS clock "
+                        + "FROM documents WHERE id = ?",
+                documentId);
+        if (row.isEmpty()) {
+            return Optional.empty();
         }
+        DbRow r = row.get();
+        Map<String, Long> clock = new HashMap<>();
+        String clockJson = r.column("clock").get(String.class);
+        if (clockJson != null) {
+            Json.MAPPER.readTree(clockJson).fields().forEachRemaining(e -> clock.put(e.getKey(), e.getValue().asLong()));
+        }
+        Map<String, JsonNode> fields = new LinkedHashMap<>();
+        String fieldsJson = r.column("fields").get(String.class);
+        if (fieldsJson != null && Json.MAPPER.readTree(fieldsJson) instanceof ObjectNode object) {
+            object.fields().forEachRemaining(e -> fields.put(e.getKey(), e.getValue()));
+        }
+        TextState text = null;
+        String textJson = r.column("text_state").get(String.class);
+        if (textJson != null) {
+            JsonNode t = Json.MAPPER.readTree(textJson);
+            text = new TextState(t.path("state").asText(), t.path("clock").asLong());
+        }
+        return Optional.of(new StoredDocument(documentId, java.util.Collections.unmodifiableMap(fields),
+                Map.copyOf(clock), r.column("seq").get(Long.class), text, r.column("updated").get(Long.class)));
     }
 
     @Override
