@@ -156,4 +156,37 @@ class GroupCommitTest {
             assertTrue(storage.transactions() < n, "pipelined writes did not share transactions: " + storage.transactions());
         }
     }
+    @Test
+    void aMessageIdAppliedByAnotherWriterWhileWeWaitedForTheLockIsADuplicate() throws Exception {
+        // The id lookup must see what the writer we waited for committed, or the retry is applied twice.
+        try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
+            storage.commit(write("race", 0, "n", 0, "c", "m-0"), c -> {
+                throw new AssertionError("no rebase expected");
+            });
+            try (java.sql.Connection other = db.connect()) {
+                // Another instance holds the row and applies m-1 ...
+                other.setAutoCommit(false);
+                try (java.sql.Statement st = other.createStatement()) {
+                    st.execute("SELECT seq FROM documents WHERE id = 'race' FOR UPDATE");
+                    st.execute("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq) VALUES ('race', 'c', 'm-1', 2)");
+                    st.execute("UPDATE documents SET seq = 2 WHERE id = 'race'");
+                }
+                // ... while our write of the same message waits for the lock.
+                CountDownLatch done = new CountDownLatch(1);
+                Object[] outcome = new Object[1];
+                storage.submit(write("race", 1, "n", 1, "c", "m-1"), current -> write("race", current.seq(), "n", 1, "c", "m-1"),
+                        (r, e) -> {
+                            outcome[0] = e != null ? e : r;
+                            done.countDown();
+                        });
+                Thread.sleep(300);
+                assertEquals(1, done.getCount(), "the write did not wait for the row lock");
+                other.commit();
+                assertTrue(done.await(10, java.util.concurrent.TimeUnit.SECONDS));
+                assertInstanceOf(CommitResult.Duplicate.class, outcome[0], () -> "outcome: " + outcome[0]);
+            }
+            assertEquals(2, storage.load("race").orElseThrow().seq(), "applied twice");
+            assertEquals(1, storage.deltasSince("race", 0, 10).size());
+        }
+    }
 }
