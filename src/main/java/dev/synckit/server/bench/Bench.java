@@ -56,14 +56,13 @@ public final class Bench {
 
     private static Result load(Options o, PrintStream out) throws Exception {
         Run run = new Run(o.rate(), o.clients());
-        HttpClient http = HttpClient.newHttpClient();
         out.printf("bench: %d clients on %d documents, %s, against %s%n", o.clients(), o.docs(),
                 o.rate() == 0 ? "closed loop, " + o.inflight() + " in flight" : o.rate() + " writes/s per client", o.urls());
         for (int i = 0; i < o.clients(); i++) {
             URI uri = o.urls().get(i % o.urls().size());
             LoadClient c = new LoadClient(run, i, "bench-doc-" + (i % o.docs()), uri, o.valueBytes());
             run.clients.add(c);
-            c.connect(http);
+            c.connect();
         }
         if (!run.subscribed.await(30, TimeUnit.SECONDS)) {
             throw new IllegalStateException("not every client got its sync_response within 30 s");
@@ -135,15 +134,14 @@ public final class Bench {
 
     private static Result connections(Options o, PrintStream out) throws Exception {
         Run run = new Run(0, o.connections());
-        HttpClient http = HttpClient.newHttpClient();
         out.printf("bench: opening %d idle subscribed connections at %d/s against %s%n", o.connections(), o.rampPerSecond(), o.urls());
         long start = System.nanoTime();
         for (int i = 0; i < o.connections(); i++) {
             LoadClient c = new LoadClient(run, i, "idle-doc-" + (i % o.docs()), o.urls().get(i % o.urls().size()), 0);
             run.clients.add(c);
             try {
-                c.connect(http);
-            } catch (RuntimeException e) {
+                c.connect();
+            } catch (java.io.IOException | RuntimeException e) {
                 run.errors.incrementAndGet();
             }
             long due = start + (long) ((i + 1) * 1e9 / o.rampPerSecond());

@@ -4,26 +4,24 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
 
-import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.WebSocket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletionStage;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * One SDK-like client: binary framing, {@code subscribe}, {@code delta_batch} writes of its own field
  * ({@code c<index>} = write number), counting acks and the field broadcasts of the other clients.
- * Sends go through one virtual thread (the JDK WebSocket allows one outstanding send).
+ * Sends go through one virtual thread, which writes whatever is queued with one flush.
  */
-final class LoadClient implements WebSocket.Listener {
+final class LoadClient implements PlainWebSocket.Listener {
     private static final int PAGE = 1 << 14;
 
     private final Run run;
@@ -43,8 +41,7 @@ final class LoadClient implements WebSocket.Listener {
     private final Map<Integer, Long> lastSeen = new HashMap<>();
     final Latencies ackLatency = new Latencies();
     final Latencies visibility = new Latencies();
-    private final ByteArrayOutputStream partial = new ByteArrayOutputStream();
-    private volatile WebSocket socket;
+    private volatile PlainWebSocket socket;
     private volatile boolean subscribed;
     private long written;
     private volatile boolean closed;
@@ -58,8 +55,8 @@ final class LoadClient implements WebSocket.Listener {
         this.padding = valueBytes > 0 ? ":" + "x".repeat(Math.max(0, valueBytes - 8)) : null;
     }
 
-    void connect(HttpClient http) {
-        socket = http.newWebSocketBuilder().buildAsync(uri, this).orTimeout(30, TimeUnit.SECONDS).join();
+    void connect() throws IOException {
+        socket = PlainWebSocket.open(uri, this, "bench-read-" + index);
         Thread.ofVirtual().name("bench-send-" + index).start(this::sendLoop);
         send(frame(MessageType.SUBSCRIBE, Json.object().put("documentId", documentId)));
     }
@@ -70,13 +67,16 @@ final class LoadClient implements WebSocket.Listener {
 
     private void sendLoop() {
         try {
+            List<byte[]> batch = new ArrayList<>();
             while (!closed) {
-                byte[] next = outbox.take();
-                socket.sendBinary(ByteBuffer.wrap(next), true).join();
+                batch.add(outbox.take());
+                outbox.drainTo(batch);
+                socket.send(batch);
+                batch.clear();
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-        } catch (RuntimeException e) {
+        } catch (IOException | RuntimeException e) {
             if (!closed) {
                 run.errors.incrementAndGet();
             }
@@ -129,25 +129,12 @@ final class LoadClient implements WebSocket.Listener {
     }
 
     @Override
-    public CompletionStage<?> onBinary(WebSocket ws, ByteBuffer data, boolean last) {
-        byte[] chunk = new byte[data.remaining()];
-        data.get(chunk);
-        if (!last || partial.size() > 0) {
-            partial.write(chunk, 0, chunk.length);
-            if (!last) {
-                ws.request(1);
-                return null;
-            }
-            chunk = partial.toByteArray();
-            partial.reset();
-        }
+    public void binary(byte[] message) {
         try {
-            receive(chunk);
-        } catch (Exception e) {
+            receive(message);
+        } catch (RuntimeException e) {
             run.errors.incrementAndGet();
         }
-        ws.request(1);
-        return null;
     }
 
     private static final byte[] MESSAGE_ID = "\"messageId\":\"m".getBytes(StandardCharsets.US_ASCII);
@@ -220,31 +207,21 @@ final class LoadClient implements WebSocket.Listener {
     }
 
     @Override
-    public CompletionStage<?> onText(WebSocket ws, CharSequence data, boolean last) {
-        ws.request(1);
-        return null;
-    }
-
-    @Override
-    public CompletionStage<?> onClose(WebSocket ws, int statusCode, String reason) {
+    public void closed(Exception error) {
         if (!closed) {
-            run.disconnects.incrementAndGet();
-        }
-        return null;
-    }
-
-    @Override
-    public void onError(WebSocket ws, Throwable error) {
-        if (!closed) {
-            run.errors.incrementAndGet();
+            if (error == null) {
+                run.disconnects.incrementAndGet();
+            } else {
+                run.errors.incrementAndGet();
+            }
         }
     }
 
     void close() {
         closed = true;
-        WebSocket ws = socket;
+        PlainWebSocket ws = socket;
         if (ws != null) {
-            ws.abort();
+            ws.close();
         }
     }
 }
