@@ -72,20 +72,17 @@ public final class Meters {
             byTag = TAGGED.computeIfAbsent(name, k -> new ConcurrentHashMap<>());
         }
         LongAdder c = byTag.get(tagValue);
-        return c != null ? c : byTag.computeIfAbsent(tagValue, v -> {
-            LongAdder adder = new LongAdder();
-            registry().getOrCreate(FunctionalCounter.builder(name, adder, LongAdder::sum).description(description)
-                    .tags(List.of(Tag.create(tagKey, v))));
-            return adder;
-        });
+        return c != null ? c : byTag.computeIfAbsent(tagValue, v -> registered(name, description, List.of(Tag.create(tagKey, v))));
     }
 
     private static LongAdder counter(String name, String description) {
-        return (LongAdder) CACHE.computeIfAbsent(name, k -> {
-            LongAdder adder = new LongAdder();
-            registry().getOrCreate(FunctionalCounter.builder(name, adder, LongAdder::sum).description(description));
-            return adder;
-        });
+        return (LongAdder) CACHE.computeIfAbsent(name, k -> registered(name, description, List.of()));
+    }
+
+    private static LongAdder registered(String name, String description, List<Tag> tags) {
+        LongAdder adder = new LongAdder();
+        registry().getOrCreate(FunctionalCounter.builder(name, adder, LongAdder::sum).description(description).tags(tags));
+        return adder;
     }
 
     /**

@@ -1,6 +1,5 @@
 package dev.synckit.server.sync;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.health.Meters;
@@ -334,11 +333,24 @@ public final class Documents {
             w.settled.accept(w.error());
             return;
         }
-        if (!(w.result() instanceof CommitResult.Applied applied)) {
-            sendAck(w.writer, w.ackId); // a retry of something already durable
-            w.settled.accept(null);
+        // Not applied: a retry of something already durable, acknowledged again and nothing more.
+        CommitResult.Applied applied = w.result() instanceof CommitResult.Applied a ? a : null;
+        if (applied != null) {
+            cache(doc, applied);
+        }
+        sendAck(w.writer, w.ackId);
+        w.settled.accept(null);
+        if (applied == null) {
             return;
         }
+        if (!w.textOps.isEmpty()) {
+            relayText(doc, w.writer, w.textOps);
+        }
+        fanOut.publish(applied.write(), w.textOps);
+    }
+
+    /** Brings the cached state up to the applied write and queues its fields for broadcast. */
+    private void cache(Document doc, CommitResult.Applied applied) {
         DocumentWrite write = applied.write();
         if (write.baseSeq() != doc.seq) {
             StoredDocument base = applied.rebasedOnto();
@@ -352,33 +364,23 @@ public final class Documents {
                         LOG.warning("catching up " + doc.id + " from storage failed: " + e.getMessage());
                     }
                 } // else already in the cache: a reload after a gap in other instances' messages read it
-                write = null;
+                return;
             }
         }
-        if (write != null) {
-            for (StoredDelta d : write.deltas()) {
-                if (d.isDelete()) {
-                    doc.fields.remove(d.field());
-                } else {
-                    doc.fields.put(d.field(), d.value());
-                }
-            }
-            doc.clock = write.clock();
-            doc.seq = write.lastSeq();
-            if (write.text() != null) {
-                doc.text = write.text();
-            }
-            doc.lastModified = write.timestamp();
-            for (StoredDelta d : write.deltas()) {
-                doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), doc.clock));
-            }
+        doc.clock = write.clock();
+        doc.seq = write.lastSeq();
+        if (write.text() != null) {
+            doc.text = write.text();
         }
-        sendAck(w.writer, w.ackId);
-        w.settled.accept(null);
-        if (!w.textOps.isEmpty()) {
-            relayText(doc, w.writer, w.textOps);
+        doc.lastModified = write.timestamp();
+        for (StoredDelta d : write.deltas()) {
+            if (d.isDelete()) {
+                doc.fields.remove(d.field());
+            } else {
+                doc.fields.put(d.field(), d.value());
+            }
+            doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), doc.clock));
         }
-        fanOut.publish(applied.write(), w.textOps);
     }
 
     /** Writes submitted and not yet settled (for draining at shutdown). */

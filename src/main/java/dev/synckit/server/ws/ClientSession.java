@@ -10,7 +10,6 @@ import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.storage.StorageException;
-import dev.synckit.server.sync.Documents;
 import io.helidon.common.buffers.BufferData;
 import io.helidon.http.HeaderNames;
 import io.helidon.http.Headers;
