@@ -249,9 +249,13 @@ public final class Documents {
                 }
                 if (changes.isEmpty() && textOps.isEmpty()) {
                     // Only ops without server semantics (counters, sets): nothing to store, but the client
-                    // still learns that the message was received.
-                    sendAck(writer, ackId);
-                    settled.accept(null);
+                    // still learns that the message was received, after every write before it (acks keep
+                    // the order of the messages, so it joins the in-flight line as already settled).
+                    PendingWrite nothing = new PendingWrite(writer, ackId, List.of(), settled);
+                    nothing.complete(CommitResult.DUPLICATE, null);
+                    doc.inFlight.add(nothing);
+                    submitted[0] = true;
+                    settle(doc);
                     return null;
                 }
                 StorageAdapter.Rebase compute = base -> {

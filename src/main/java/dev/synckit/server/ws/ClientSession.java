@@ -382,20 +382,25 @@ final class ClientSession implements WsListener {
     private void write(String documentId, List<Message.FieldChange> changes, Map<String, Long> clock,
                        List<ObjectNode> text, String clientId, String ackId, String failure) {
         long received = receivedNanos;
+        // The outcome may arrive after the client left (the field is cleared on close): keep our own reference.
+        Connection writer = connection;
         java.util.function.Consumer<Exception> settled = e -> {
-            if (e == null) {
-                Meters.ackLatency(System.nanoTime() - received);
-            } else {
-                LOG.log(Level.WARNING, connection.id() + ": write to " + documentId + " failed, not acknowledged", e);
-                connection.send(Outbound.error(failure, "documentId", documentId));
+            try {
+                if (e == null) {
+                    Meters.ackLatency(System.nanoTime() - received);
+                } else {
+                    LOG.log(Level.WARNING, writer.id() + ": write to " + documentId + " failed, not acknowledged", e);
+                    writer.send(Outbound.error(failure, "documentId", documentId));
+                }
+            } finally {
+                writes.end();
             }
-            writes.end();
         };
         writes.begin(documentId);
         try {
             // Write access does not imply read (§7.2): only a reader becomes a subscriber by writing.
             boolean reader = principal.permissions().mayRead(documentId);
-            gateway.documents().write(connection, reader, documentId, changes, clock, text, clientId, ackId, settled);
+            gateway.documents().write(writer, reader, documentId, changes, clock, text, clientId, ackId, settled);
         } catch (StorageException | RuntimeException e) {
             settled.accept(e);
         }
