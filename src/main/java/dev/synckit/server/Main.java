@@ -36,6 +36,7 @@ public final class Main {
             return;
         }
         LOG.info("settings: " + settings.describe());
+        Settings.obsolete(layered.config()).forEach(LOG::warning);
         if (args.length > 0 && args[0].equals("migrate")) {
             System.exit(migrate(settings));
         }

@@ -215,8 +215,11 @@ public final class SyncServer implements AutoCloseable {
         draining();
         cleanup.shutdownNow();
         gateway.close();
-        fanOut.close();
+        documents.close();
+        // Storage first: the writes it still commits are announced to the other instances through the
+        // fan-out, which then gets to publish them before it closes.
         storage.close();
+        fanOut.close();
     }
 
     static Duration uptime() {

@@ -44,7 +44,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     }
 
     /** An empty url means a single instance (no fan-out). */
-    public record Redis(String url, String channelPrefix, boolean required, int nettyThreads, int threads,
+    public record Redis(String url, String channelPrefix, boolean required, int nettyThreads,
                         int connectionPoolSize, Duration timeout) {
         public boolean enabled() {
             return !url.isEmpty();
@@ -69,7 +69,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                         integer(s, "sync.max-cached-documents")),
                 storage(s),
                 new Redis(string(s, "redis.url"), string(s, "redis.channel-prefix"), bool(s, "redis.required"),
-                        integer(s, "redis.netty-threads"), integer(s, "redis.threads"),
+                        integer(s, "redis.netty-threads"),
                         integer(s, "redis.connection-pool-size"), duration(s, "redis.timeout-ms", "ms")));
         settings.validate();
         return settings;
@@ -169,9 +169,19 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
     }
 
+    /** Keys that earlier versions read and this one ignores, with what to do instead (logged at startup). */
+    private static final java.util.Map<String, String> OBSOLETE = java.util.Map.of(
+            "synckit.redis.threads", "Redisson runs its listeners on virtual threads, so the size of its own pool"
+                    + " had no effect; remove the key (synckit.redis.netty-threads sizes the I/O threads)");
+
+    /** One warning per obsolete key the configuration still sets. */
+    public static List<String> obsolete(Config root) {
+        return OBSOLETE.entrySet().stream().filter(e -> root.get(e.getKey()).exists())
+                .map(e -> e.getKey() + " is no longer used: " + e.getValue()).sorted().toList();
+    }
+
     private static void positiveRedis(Redis redis) {
         positive("synckit.redis.netty-threads", redis.nettyThreads);
-        positive("synckit.redis.threads", redis.threads);
         positive("synckit.redis.connection-pool-size", redis.connectionPoolSize);
         if (redis.timeout.isZero()) {
             throw new ConfigException("synckit.redis.timeout-ms must be above 0");

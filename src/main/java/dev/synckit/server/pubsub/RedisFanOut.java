@@ -46,6 +46,8 @@ import java.util.logging.Logger;
 public final class RedisFanOut implements FanOut {
     private static final Logger LOG = Logger.getLogger(RedisFanOut.class.getName());
     private static final int QUEUE_LIMIT = 10_000;
+    /** Redis itself has no practical limit on channels per connection; this only bounds Redisson's bookkeeping. */
+    static final int SUBSCRIPTIONS_PER_CONNECTION = 5_000;
 
     /** Something to send: a channel message, or a presence hash change. */
     private sealed interface Outgoing {
@@ -71,6 +73,8 @@ public final class RedisFanOut implements FanOut {
     /** Documents whose newest sequence could not be published (announced as heads after recovery). */
     private final ConcurrentHashMap<String, Long> unannounced = new ConcurrentHashMap<>();
     private final AtomicBoolean outage = new AtomicBoolean();
+    /** Items queued or being sent (what {@link #close} waits for). */
+    private final java.util.concurrent.atomic.AtomicInteger unsent = new java.util.concurrent.atomic.AtomicInteger();
     private volatile RedissonClient redis;
     private volatile Remote remote;
     private volatile boolean closed;
@@ -107,8 +111,8 @@ public final class RedisFanOut implements FanOut {
         Config config = new Config();
         config.setCodec(StringCodec.INSTANCE);
         config.setNettyThreads(settings.nettyThreads());
-        config.setThreads(settings.threads());
-        // Listener callbacks on virtual threads; they take document locks and may touch storage.
+        // Listener callbacks on virtual threads; they take document locks and may touch storage. With an
+        // executor set Redisson has no pool of its own, so there is no thread count to configure.
         config.setExecutor(Executors.newVirtualThreadPerTaskExecutor());
         var server = config.useSingleServer()
                 .setAddress(address(settings.url()))
@@ -116,6 +120,9 @@ public final class RedisFanOut implements FanOut {
                 .setConnectionMinimumIdleSize(Math.min(2, settings.connectionPoolSize()))
                 .setSubscriptionConnectionPoolSize(settings.connectionPoolSize())
                 .setSubscriptionConnectionMinimumIdleSize(1)
+                // Two channels per listened document. Redisson's default of 5 per connection capped an
+                // instance at 20 documents (8 connections): the rest never heard of other instances' writes.
+                .setSubscriptionsPerConnection(SUBSCRIPTIONS_PER_CONNECTION)
                 .setTimeout((int) settings.timeout().toMillis())
                 .setConnectTimeout((int) settings.timeout().toMillis())
                 .setRetryAttempts(1)
@@ -197,7 +204,12 @@ public final class RedisFanOut implements FanOut {
     }
 
     private void enqueue(Outgoing item) {
-        if (!outbox.offer(item) && item instanceof Outgoing.Message m && m.seq() >= 0) {
+        unsent.incrementAndGet();
+        if (outbox.offer(item)) {
+            return;
+        }
+        unsent.decrementAndGet();
+        if (item instanceof Outgoing.Message m && m.seq() >= 0) {
             unannounced.merge(m.documentId(), m.seq(), Math::max);
         }
     }
@@ -235,6 +247,8 @@ public final class RedisFanOut implements FanOut {
                 if (client == null || closed) {
                     sleepQuietly(200);
                 }
+            } finally {
+                unsent.decrementAndGet();
             }
         }
     }
@@ -344,17 +358,20 @@ public final class RedisFanOut implements FanOut {
                 }
                 return;
             } catch (RuntimeException e) {
-                LOG.log(Level.FINE, "subscribing " + documentId + " failed; retrying", e);
+                // Once per document at WARNING: an instance that cannot listen serves stale documents.
+                LOG.log(delay == 200 ? Level.WARNING : Level.FINE, "subscribing to " + documentId
+                        + " failed (retrying): " + rootMessage(e));
                 sleepQuietly(delay);
             }
         }
     }
 
+    /** On a virtual thread: status callbacks may come on Redisson's I/O threads, and a catch-up reads storage. */
     private void resync(String documentId) {
         Remote r = remote;
         if (r != null && listening.containsKey(documentId)) {
             Meters.redisCatchUp();
-            r.resync(documentId);
+            Thread.ofVirtual().name("redis-catch-up").start(() -> r.resync(documentId));
         }
     }
 
@@ -470,8 +487,17 @@ public final class RedisFanOut implements FanOut {
         return "redis " + masked(settings.url()) + " (instance " + instanceId + ")";
     }
 
+    /**
+     * Publishes what is still queued (bounded by the command timeout), so the other instances hear of
+     * the last writes committed before shutdown instead of waiting for a later gap; then disconnects.
+     */
     @Override
     public void close() {
+        long deadline = System.nanoTime() + settings.timeout().toNanos();
+        while (unsent.get() > 0 && redis != null && !outage.get() && publisher != null && publisher.isAlive()
+                && System.nanoTime() < deadline) {
+            sleepQuietly(5);
+        }
         closed = true;
         if (publisher != null) {
             publisher.interrupt();

@@ -52,6 +52,11 @@ public final class Documents {
     /** Writes waiting for storage, server-wide; bounds memory when the database is slower than the clients. */
     static final int MAX_UNCOMMITTED = 4096;
     private final Semaphore uncommitted = new Semaphore(MAX_UNCOMMITTED);
+    static final long CATCH_UP_FIRST_RETRY_MILLIS = 100;
+    static final long CATCH_UP_MAX_RETRY_MILLIS = 10_000;
+    /** Documents whose catch-up from storage failed and is being retried, with a count of failures. */
+    private final ConcurrentHashMap<String, Long> stale = new ConcurrentHashMap<>();
+    private volatile boolean closed;
 
     public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay) {
         this.storage = storage;
@@ -185,18 +190,30 @@ public final class Documents {
                 }
             }
         } catch (StorageException e) {
-            LOG.warning("catching up " + remote.documentId() + " from storage failed: " + e.getMessage());
+            LOG.warning("catching up " + remote.documentId() + " from storage failed (retrying): " + e.getMessage());
+            retryCatchUp(remote.documentId());
         } finally {
             doc.lock.unlock();
         }
         flush(doc);
     }
 
-    /** Messages for the document may have been missed (first listen, reconnect): reload it from storage. */
+    /**
+     * Messages for the document may have been missed (first listen, reconnect): reload it from storage. A
+     * reload that fails is retried with backoff until one succeeds, because nothing else would ever bring a
+     * quiet document up to date on this instance.
+     */
     public void resync(String documentId) {
+        if (!catchUp(documentId, Level.WARNING)) {
+            retryCatchUp(documentId);
+        }
+    }
+
+    /** Reloads a cached document from storage if it moved on; false if storage could not be read. */
+    private boolean catchUp(String documentId, Level failureLevel) {
         Document doc = cache.get(documentId);
         if (doc == null) {
-            return;
+            return true; // not cached: whoever loads it later reads storage
         }
         doc.lock.lock();
         try {
@@ -204,11 +221,55 @@ public final class Documents {
                 reload(doc);
             }
         } catch (StorageException e) {
-            LOG.warning("catching up " + documentId + " from storage failed: " + e.getMessage());
+            LOG.log(failureLevel, "catching up " + documentId + " from storage failed (retrying): " + e.getMessage());
+            return false;
         } finally {
             doc.lock.unlock();
         }
         flush(doc);
+        return true;
+    }
+
+    /**
+     * Starts (or, if one runs, re-arms) the retry loop of a document whose catch-up failed. The counter
+     * tells the loop whether another failure came in while it was reloading, in which case it goes again.
+     */
+    private void retryCatchUp(String documentId) {
+        boolean[] start = {false};
+        stale.compute(documentId, (k, failures) -> {
+            start[0] = failures == null;
+            return failures == null ? 1L : failures + 1;
+        });
+        if (!start[0]) {
+            return;
+        }
+        Thread.ofVirtual().name("catch-up-" + documentId).start(() -> {
+            long delay = CATCH_UP_FIRST_RETRY_MILLIS;
+            while (!closed) {
+                try {
+                    // Jitter: after a Redis reconnect every document retries at once against the same pool.
+                    Thread.sleep(delay + java.util.concurrent.ThreadLocalRandom.current().nextLong(delay / 2 + 1));
+                } catch (InterruptedException e) {
+                    break;
+                }
+                Long seen = stale.get(documentId);
+                if (catchUp(documentId, Level.FINE)) { // the first failure was logged
+                    Meters.redisCatchUp();
+                    if (stale.remove(documentId, seen)) {
+                        return;
+                    }
+                    delay = CATCH_UP_FIRST_RETRY_MILLIS;
+                } else {
+                    delay = Math.min(delay * 2, CATCH_UP_MAX_RETRY_MILLIS);
+                }
+            }
+            stale.remove(documentId);
+        });
+    }
+
+    /** Stops retrying catch-ups (at shutdown). */
+    public void close() {
+        closed = true;
     }
 
     private void reload(Document doc) throws StorageException {
@@ -365,7 +426,8 @@ public final class Documents {
                     try {
                         reload(doc); // the cache is behind in a way we cannot explain; storage is the truth
                     } catch (StorageException e) {
-                        LOG.warning("catching up " + doc.id + " from storage failed: " + e.getMessage());
+                        LOG.warning("catching up " + doc.id + " from storage failed (retrying): " + e.getMessage());
+                        retryCatchUp(doc.id);
                     }
                 } // else already in the cache: a reload after a gap in other instances' messages read it
                 return;

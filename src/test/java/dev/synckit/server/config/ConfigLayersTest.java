@@ -353,4 +353,15 @@ class ConfigLayersTest {
         assertEquals("true", c.get("synckit.auth.required").asString().get());
         assertEquals("0.0.0.0", c.get("server.host").asString().get());
     }
+
+    @Test
+    void aKeyThatNoLongerHasAnEffectIsReportedNotSilentlyIgnored() throws IOException {
+        Config quiet = ConfigLayers.load(args(secretOnlyFile()), env(), props()).config();
+        assertEquals(List.of(), Settings.obsolete(quiet), "the built-in defaults set no obsolete key");
+        Config old = ConfigLayers.load(args(yaml("old.yaml", "synckit:\n  auth:\n    required: false\n  redis:\n    threads: 8\n")), env(), props()).config();
+        List<String> warnings = Settings.obsolete(old);
+        assertEquals(1, warnings.size(), warnings.toString());
+        assertTrue(warnings.getFirst().startsWith("synckit.redis.threads is no longer used"), warnings.toString());
+        Settings.from(old); // still starts
+    }
 }
