@@ -99,9 +99,12 @@ public final class SyncServer implements AutoCloseable {
                 .routing(routing -> {
                     routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, phase::get));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
-                            new AuthRoutes(authenticator, jwt, settings.auth().accessTokenTtl(),
-                                    settings.auth().refreshTokenTtl())));
+                            new AuthRoutes(authenticator, jwt, settings.auth())));
                 });
+        if (settings.auth().devLogin()) {
+            LOG.warning("synckit.auth.dev-login is on: POST /auth/login signs tokens for any email and password."
+                    + " Development only; never enable it in a deployment");
+        }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
         return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()), phase);
     }

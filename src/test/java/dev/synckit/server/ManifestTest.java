@@ -250,10 +250,59 @@ class ManifestTest {
             for (Map<String, String> secretValues : List.of(filledSecrets, devSecrets)) {
                 Settings s = settings(appYaml, env(w, secretValues, base));
                 assertTrue(s.auth().required(), w + ": auth required");
+                assertFalse(s.auth().devLogin(), w + ": POST /auth/login signs tokens for anyone; never in a deployment");
                 assertTrue(s.storage().postgres(), w + ": PostgreSQL");
                 assertFalse(s.storage().migrateOnStart(), w + ": migrate-on-start");
                 assertFalse(s.storage().password().isEmpty(), w + ": database password from the Secret");
                 assertTrue(s.redis().enabled(), w + ": Redis fan-out for several replicas");
+            }
+        }
+    }
+
+    /**
+     * The resolved check above sees the base only; this one reads every YAML file under k8s/ (overlays,
+     * patches, the embedded app.yaml) for anything that could turn the development login on.
+     */
+    @Test
+    void noManifestTurnsOnTheDevelopmentLogin() throws IOException {
+        List<String> mentions = new ArrayList<>();
+        for (Path file : yamlFiles(K8S)) {
+            for (Doc d : load(file)) {
+                devLoginMentions(d.body(), d + ": ", mentions);
+            }
+        }
+        assertTrue(mentions.stream().anyMatch(m -> m.contains("ConfigMap")), "the ConfigMap says dev-login: false: " + mentions);
+        for (String m : mentions) {
+            assertTrue(m.endsWith("=false"), "turns on the development login: " + m);
+        }
+    }
+
+    private static final Pattern DEV_LOGIN = Pattern.compile("(?i)((synckit[._])?auth[._])?dev(-|_dash_|_)login");
+
+    /** key=value for every key or env variable naming dev-login, descending into YAML-in-strings. */
+    private static void devLoginMentions(Object node, String where, List<String> out) {
+        if (node instanceof Map<?, ?> m) {
+            Object name = m.get("name");
+            if (name != null && DEV_LOGIN.matcher(String.valueOf(name)).matches()) {
+                out.add(where + name + "=" + m.get("value"));
+            }
+            m.forEach((k, v) -> {
+                if (DEV_LOGIN.matcher(String.valueOf(k)).matches()) {
+                    out.add(where + k + "=" + v);
+                }
+                devLoginMentions(v, where, out);
+            });
+        } else if (node instanceof List<?> l) {
+            l.forEach(e -> devLoginMentions(e, where, out));
+        } else if (node instanceof String text && text.contains("\n")) {
+            try {
+                devLoginMentions(new Yaml(new SafeConstructor(new LoaderOptions())).load(text), where, out);
+            } catch (RuntimeException notYaml) {
+                // a script or other text: searched as text instead
+            }
+            Matcher inText = Pattern.compile("(?i)dev(-|_dash_|_)login\\W+(\\w+)").matcher(text);
+            while (inText.find()) {
+                out.add(where + "text " + inText.group() + "=" + inText.group(2).toLowerCase(java.util.Locale.ROOT));
             }
         }
     }

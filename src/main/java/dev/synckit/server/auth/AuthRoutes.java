@@ -2,8 +2,10 @@ package dev.synckit.server.auth;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.config.Settings;
 import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.protocol.Json;
+import io.helidon.http.HeaderName;
 import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
@@ -11,31 +13,40 @@ import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
 import io.helidon.webserver.http.ServerResponse;
 
-import java.time.Duration;
 import java.util.Optional;
+import java.util.logging.Logger;
 
 /**
- * {@code /auth/login|refresh|me|verify} as in the TS server (PROTOCOL.md §9.3). Login is a demo that
- * accepts any credentials and grants what the caller asks for, exactly like upstream, so it is only
- * mounted when JWT is configured.
+ * {@code /auth/refresh|me|verify} as in the TS server (PROTOCOL.md §9.3), mounted when JWT is configured.
+ * {@code /auth/login} is upstream's demo: it accepts any email and password and signs the permissions
+ * asked for. It is mounted only with {@code synckit.auth.dev-login}, and even then signs {@code isAdmin}
+ * only for a caller presenting admin credentials (an API key in {@code X-API-Key}, or an admin access
+ * token as {@code Authorization: Bearer}); anyone else asking for admin gets 403.
  */
 public final class AuthRoutes implements HttpService {
+    private static final Logger LOG = Logger.getLogger(AuthRoutes.class.getName());
+    private static final HeaderName API_KEY = HeaderNames.create("X-API-Key");
+
     private final Authenticator authenticator;
     private final Jwt jwt;
+    private final boolean devLogin;
     private final long accessSeconds;
     private final long refreshSeconds;
 
-    public AuthRoutes(Authenticator authenticator, Jwt jwt, Duration accessTtl, Duration refreshTtl) {
+    public AuthRoutes(Authenticator authenticator, Jwt jwt, Settings.Auth settings) {
         this.authenticator = authenticator;
         this.jwt = jwt;
-        this.accessSeconds = accessTtl.toSeconds();
-        this.refreshSeconds = refreshTtl.toSeconds();
+        this.devLogin = settings.devLogin();
+        this.accessSeconds = settings.accessTokenTtl().toSeconds();
+        this.refreshSeconds = settings.refreshTokenTtl().toSeconds();
     }
 
     @Override
     public void routing(HttpRules rules) {
-        rules.post("/login", this::login)
-                .post("/refresh", this::refresh)
+        if (devLogin) {
+            rules.post("/login", this::login);
+        }
+        rules.post("/refresh", this::refresh)
                 .get("/me", this::me)
                 .post("/verify", this::verify);
     }
@@ -49,14 +60,31 @@ public final class AuthRoutes implements HttpService {
             return;
         }
         JsonNode requested = in.get("permissions");
-        Permissions permissions = requested != null && requested.path("isAdmin").asBoolean(false)
-                ? Permissions.ADMIN : Permissions.fromJson(requested);
-        String userId = "user-" + System.currentTimeMillis();
-        ObjectNode out = Json.object().put("userId", userId).put("email", email)
-                .put("accessToken", access(userId, email, permissions))
-                .put("refreshToken", jwt.sign(Json.object().put("userId", userId), refreshSeconds));
-        out.set("permissions", permissions.toJson());
+        boolean admin = requested != null && requested.path("isAdmin").asBoolean(false);
+        if (admin && !presentsAdminCredentials(req)) {
+            LOG.info("refused an admin token to /auth/login without admin credentials");
+            error(res, Status.FORBIDDEN_403, "Admin tokens need admin credentials (X-API-Key or an admin Bearer token)");
+            return;
+        }
+        Principal p = new Principal("user-" + System.currentTimeMillis(), email,
+                admin ? Permissions.ADMIN : Permissions.fromJson(requested), null);
+        ObjectNode out = Json.object().put("userId", p.userId()).put("email", email)
+                .put("accessToken", sign(p, Authenticator.ACCESS, accessSeconds))
+                .put("refreshToken", sign(p, Authenticator.REFRESH, refreshSeconds));
+        out.set("permissions", p.permissions().toJson());
         HealthRoutes.send(res, out);
+    }
+
+    private boolean presentsAdminCredentials(ServerRequest req) {
+        Optional<String> apiKey = req.headers().first(API_KEY);
+        if (apiKey.isPresent()) {
+            return authenticator.fromApiKey(apiKey.get()).filter(p -> p.permissions().isAdmin()).isPresent();
+        }
+        return req.headers().first(HeaderNames.AUTHORIZATION)
+                .filter(h -> h.startsWith("Bearer "))
+                .flatMap(h -> authenticator.fromToken(h.substring("Bearer ".length())))
+                .filter(p -> p.permissions().isAdmin())
+                .isPresent();
     }
 
     private void refresh(ServerRequest req, ServerResponse res) {
@@ -65,15 +93,15 @@ public final class AuthRoutes implements HttpService {
             error(res, Status.BAD_REQUEST_400, "Refresh token required");
             return;
         }
-        Optional<Principal> principal = authenticator.fromToken(token);
+        Optional<Principal> principal = authenticator.fromRefreshToken(token);
         if (principal.isEmpty()) {
             error(res, Status.UNAUTHORIZED_401, "Invalid or expired refresh token");
             return;
         }
         Principal p = principal.get();
         HealthRoutes.send(res, Json.object()
-                .put("accessToken", access(p.userId(), p.email(), p.permissions()))
-                .put("refreshToken", jwt.sign(Json.object().put("userId", p.userId()), refreshSeconds)));
+                .put("accessToken", sign(p, Authenticator.ACCESS, accessSeconds))
+                .put("refreshToken", sign(p, Authenticator.REFRESH, refreshSeconds)));
     }
 
     private void me(ServerRequest req, ServerResponse res) {
@@ -105,24 +133,31 @@ public final class AuthRoutes implements HttpService {
             error(res, Status.BAD_REQUEST_400, "Token required");
             return;
         }
-        Optional<ObjectNode> claims = jwt.verify(token);
-        Optional<Principal> principal = claims.flatMap(Authenticator::principal);
+        // Valid means usable: a refresh token is not (it authenticates nothing but /auth/refresh).
+        Optional<Principal> principal = authenticator.fromToken(token);
         if (principal.isEmpty()) {
             HealthRoutes.send(res, Json.object().put("valid", false));
             return;
         }
-        ObjectNode out = Json.object().put("valid", true).put("userId", principal.get().userId());
-        out.set("expiresAt", claims.get().get("exp"));
+        Principal p = principal.get();
+        ObjectNode out = Json.object().put("valid", true).put("userId", p.userId());
+        if (p.expiresAt() != null) {
+            out.put("expiresAt", p.expiresAt().getEpochSecond());
+        } else {
+            out.putNull("expiresAt");
+        }
         HealthRoutes.send(res, out);
     }
 
-    private String access(String userId, String email, Permissions permissions) {
-        ObjectNode claims = Json.object().put("userId", userId);
-        if (email != null) {
-            claims.put("email", email);
+    /** Refresh tokens carry the permissions too, so that refreshing keeps them. */
+    private String sign(Principal p, String use, long ttlSeconds) {
+        ObjectNode claims = Json.object().put("userId", p.userId());
+        if (p.email() != null) {
+            claims.put("email", p.email());
         }
-        claims.set("permissions", permissions.toJson());
-        return jwt.sign(claims, accessSeconds);
+        claims.set("permissions", p.permissions().toJson());
+        claims.put(Authenticator.TOKEN_USE, use);
+        return jwt.sign(claims, ttlSeconds);
     }
 
     private static ObjectNode body(ServerRequest req) {

@@ -7,19 +7,37 @@ import dev.synckit.server.config.Settings;
 import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
 import java.time.Clock;
+import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
 
 /** Turns credentials into a {@link Principal} (PROTOCOL.md §7). */
 public final class Authenticator {
+    /**
+     * The claim telling access from refresh tokens (the name Cognito uses). A token without it is an
+     * access token, so tokens minted elsewhere keep working; a refresh token is useless for anything but
+     * {@code /auth/refresh}, and an access token cannot be refreshed.
+     */
+    static final String TOKEN_USE = "token_use";
+    static final String ACCESS = "access";
+    static final String REFRESH = "refresh";
+
     private final boolean required;
     private final Optional<Jwt> jwt;
     private final List<byte[]> apiKeys;
+    private final Clock clock;
 
     public Authenticator(Settings.Auth settings, Clock clock) {
         this.required = settings.required();
-        this.jwt = settings.jwtSecret().isEmpty() ? Optional.empty() : Optional.of(new Jwt(settings.jwtSecret(), clock));
+        Jwt.Rules rules = new Jwt.Rules(settings.jwtIssuer(), settings.jwtAudience(), settings.allowTokensWithoutExp(),
+                settings.maxTokenLifetime());
+        this.jwt = settings.jwtSecret().isEmpty() ? Optional.empty() : Optional.of(new Jwt(settings.jwtSecret(), clock, rules));
         this.apiKeys = settings.apiKeys().stream().map(k -> k.getBytes(StandardCharsets.UTF_8)).toList();
+        this.clock = clock;
+    }
+
+    public Clock clock() {
+        return clock;
     }
 
     public boolean required() {
@@ -32,12 +50,23 @@ public final class Authenticator {
 
     /** The identity given to every connection when auth is disabled. */
     public Principal anonymous(String clientIp) {
-        return new Principal(clientIp == null ? "anonymous" : "anonymous-" + clientIp, null, Permissions.EVERYTHING);
+        return new Principal(clientIp == null ? "anonymous" : "anonymous-" + clientIp, null, Permissions.EVERYTHING, null);
     }
 
-    /** A valid token's principal: {@code userId}, falling back to {@code sub}; no permissions claim grants nothing. */
+    /** A valid access token's principal: {@code userId}, falling back to {@code sub}; no permissions claim grants nothing. */
     public Optional<Principal> fromToken(String token) {
-        return jwt.flatMap(j -> j.verify(token)).flatMap(Authenticator::principal);
+        return ofUse(token, ACCESS);
+    }
+
+    /** The principal of a valid refresh token (one we minted with {@code token_use: refresh}). */
+    public Optional<Principal> fromRefreshToken(String token) {
+        return ofUse(token, REFRESH);
+    }
+
+    private Optional<Principal> ofUse(String token, String use) {
+        return jwt.flatMap(j -> j.verify(token))
+                .filter(claims -> use.equals(claims.has(TOKEN_USE) ? claims.get(TOKEN_USE).textValue() : ACCESS))
+                .flatMap(Authenticator::principal);
     }
 
     /** API keys authenticate as an admin, like the C# server (the TS server has none). */
@@ -48,13 +77,13 @@ public final class Authenticator {
         byte[] presented = apiKey.getBytes(StandardCharsets.UTF_8);
         for (byte[] key : apiKeys) {
             if (MessageDigest.isEqual(key, presented)) {
-                return Optional.of(new Principal("api-key-user", null, Permissions.ADMIN));
+                return Optional.of(new Principal("api-key-user", null, Permissions.ADMIN, null));
             }
         }
         return Optional.empty();
     }
 
-    static Optional<Principal> principal(ObjectNode claims) {
+    private static Optional<Principal> principal(ObjectNode claims) {
         String userId = text(claims.get("userId"));
         if (userId == null) {
             userId = text(claims.get("sub"));
@@ -62,7 +91,10 @@ public final class Authenticator {
         if (userId == null || userId.isEmpty()) {
             return Optional.empty();
         }
-        return Optional.of(new Principal(userId, text(claims.get("email")), Permissions.fromJson(claims.get("permissions"))));
+        // Jwt.verify checked that exp, when present, is a whole number of seconds.
+        Instant expiresAt = claims.has("exp") ? Instant.ofEpochSecond(claims.get("exp").asLong()) : null;
+        return Optional.of(new Principal(userId, text(claims.get("email")), Permissions.fromJson(claims.get("permissions")),
+                expiresAt));
     }
 
     private static String text(JsonNode node) {

@@ -19,6 +19,10 @@ final class EnvironmentLayer {
             Map.entry("JWT_EXPIRES_IN", "synckit.auth.jwt-expires-in"),
             Map.entry("JWT_REFRESH_EXPIRES_IN", "synckit.auth.jwt-refresh-expires-in"),
             Map.entry("SYNCKIT_AUTH_APIKEYS", "synckit.auth.api-keys"),
+            Map.entry("JWT_ISSUER", "synckit.auth.jwt-issuer"), // C#
+            Map.entry("JWT_AUDIENCE", "synckit.auth.jwt-audience"), // C#
+            // Ours, not upstream: the generic name SYNCKIT_AUTH_DEV_dash_LOGIN is too easy to get wrong.
+            Map.entry("SYNCKIT_AUTH_DEV_LOGIN", "synckit.auth.dev-login"),
             Map.entry("SYNCKIT_MAX_CONNECTIONS_PER_IP", "synckit.limits.max-connections-per-ip"),
             Map.entry("SYNCKIT_MAX_MESSAGES_PER_MINUTE", "synckit.limits.max-messages-per-minute"),
             Map.entry("WS_MAX_CONNECTIONS", "synckit.limits.max-connections"),

@@ -19,9 +19,13 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
 
     public record Server(String host, int port) {}
 
-    /** An empty jwtSecret disables JWT; an empty apiKeys list disables API keys. */
+    /**
+     * An empty jwtSecret disables JWT; an empty apiKeys list disables API keys. devLogin mounts the
+     * credential-less demo {@code POST /auth/login}. Empty jwtIssuer/jwtAudience are not checked.
+     */
     public record Auth(boolean required, String jwtSecret, Duration accessTokenTtl, Duration refreshTokenTtl,
-                       List<String> apiKeys, Duration timeout) {}
+                       List<String> apiKeys, Duration timeout, boolean devLogin, boolean allowTokensWithoutExp,
+                       Duration maxTokenLifetime, String jwtIssuer, String jwtAudience) {}
 
     public record Limits(int maxConnections, int maxConnectionsPerIp, int maxMessagesPerMinute,
                          int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor) {}
@@ -59,7 +63,10 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 new Server(string(root, "server.host"), integer(root, "server.port")),
                 new Auth(bool(s, "auth.required"), string(s, "auth.jwt-secret"),
                         duration(s, "auth.jwt-expires-in", "s"), duration(s, "auth.jwt-refresh-expires-in", "s"),
-                        list(string(s, "auth.api-keys")), duration(s, "auth.timeout-ms", "ms")),
+                        list(string(s, "auth.api-keys")), duration(s, "auth.timeout-ms", "ms"),
+                        bool(s, "auth.dev-login"), bool(s, "auth.allow-tokens-without-exp"),
+                        duration(s, "auth.max-token-lifetime", "s"), string(s, "auth.jwt-issuer"),
+                        string(s, "auth.jwt-audience")),
                 new Limits(integer(s, "limits.max-connections"), integer(s, "limits.max-connections-per-ip"),
                         integer(s, "limits.max-messages-per-minute"), integer(s, "limits.max-message-bytes"),
                         integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for")),
@@ -111,6 +118,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
             throw new ConfigException("synckit.auth.jwt-secret (JWT_SECRET) has " + auth.jwtSecret.length()
                     + " characters; use at least 32 or leave it empty");
         }
+        validateTokens(auth);
         positive("synckit.limits.max-connections (WS_MAX_CONNECTIONS)", limits.maxConnections);
         positive("synckit.limits.max-connections-per-ip (SYNCKIT_MAX_CONNECTIONS_PER_IP)", limits.maxConnectionsPerIp);
         positive("synckit.limits.max-messages-per-minute (SYNCKIT_MAX_MESSAGES_PER_MINUTE)", limits.maxMessagesPerMinute);
@@ -180,6 +188,28 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 .map(e -> e.getKey() + " is no longer used: " + e.getValue()).sorted().toList();
     }
 
+    private static void validateTokens(Auth auth) {
+        if (auth.devLogin && auth.jwtSecret.isEmpty()) {
+            throw new ConfigException("synckit.auth.dev-login (SYNCKIT_AUTH_DEV_LOGIN) is true but synckit.auth.jwt-secret"
+                    + " (JWT_SECRET) is empty, so /auth/login could not sign tokens. Set a secret, or turn dev-login off");
+        }
+        if (auth.maxTokenLifetime.isZero()) {
+            throw new ConfigException("synckit.auth.max-token-lifetime must be above 0 (e.g. 30d)");
+        }
+        if (!auth.jwtSecret.isEmpty()) {
+            withinMaxLifetime("synckit.auth.jwt-expires-in (JWT_EXPIRES_IN)", auth.accessTokenTtl, auth.maxTokenLifetime);
+            withinMaxLifetime("synckit.auth.jwt-refresh-expires-in (JWT_REFRESH_EXPIRES_IN)", auth.refreshTokenTtl,
+                    auth.maxTokenLifetime);
+        }
+    }
+
+    private static void withinMaxLifetime(String key, Duration ttl, Duration max) {
+        if (ttl.compareTo(max) > 0) {
+            throw new ConfigException(key + " is " + ttl.toSeconds() + "s, longer than synckit.auth.max-token-lifetime ("
+                    + max.toSeconds() + "s), so the server would refuse the tokens it issues; shorten it or raise the maximum");
+        }
+    }
+
     private static void positiveRedis(Redis redis) {
         positive("synckit.redis.netty-threads", redis.nettyThreads);
         positive("synckit.redis.connection-pool-size", redis.connectionPoolSize);
@@ -199,6 +229,10 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         return "host=" + server.host + " port=" + server.port
                 + " auth.required=" + auth.required + " jwt=" + (auth.jwtSecret.isEmpty() ? "off" : "on")
                 + " apiKeys=" + auth.apiKeys.size() + " auth.timeout=" + auth.timeout.toMillis() + "ms"
+                + " devLogin=" + auth.devLogin + " maxTokenLifetime=" + auth.maxTokenLifetime
+                + (auth.allowTokensWithoutExp ? " allowTokensWithoutExp=true" : "")
+                + (auth.jwtIssuer.isEmpty() ? "" : " jwtIssuer=" + auth.jwtIssuer)
+                + (auth.jwtAudience.isEmpty() ? "" : " jwtAudience=" + auth.jwtAudience)
                 + " maxConnections=" + limits.maxConnections + " maxConnectionsPerIp=" + limits.maxConnectionsPerIp
                 + " maxMessagesPerMinute=" + limits.maxMessagesPerMinute + " maxMessageBytes=" + limits.maxMessageBytes
                 + " outboundQueueBytes=" + limits.outboundQueueBytes + " trustForwardedFor=" + limits.trustForwardedFor

@@ -317,6 +317,7 @@ final class ClientSession implements WsListener {
         }
         Principal p = result.get();
         principal = p;
+        gateway.expireAt(connection, p.expiresAt(), () -> principal == p);
         connection.userId(p.userId());
         ObjectNode body = Json.object().put("userId", p.userId());
         body.set("permissions", p.permissions().toJson());

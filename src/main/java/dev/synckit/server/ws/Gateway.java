@@ -7,6 +7,8 @@ import dev.synckit.server.sync.Documents;
 import io.helidon.websocket.WsListener;
 import io.helidon.websocket.WsSession;
 
+import java.time.Instant;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -37,6 +39,14 @@ public final class Gateway implements AutoCloseable {
     static final int SHUTDOWN_CLOSE = 1012;
     private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
     private volatile boolean accepting = true;
+    /**
+     * Connections whose token expires, swept every second: one timer task per connection would keep
+     * closed sessions referenced until their token's exp.
+     */
+    private final Map<Connection, Expiry> expiries = new ConcurrentHashMap<>();
+
+    private record Expiry(Instant at, BooleanSupplier current) {
+    }
 
     public Gateway(Settings settings, Authenticator authenticator, Documents documents, Awareness awareness) {
         this.settings = settings;
@@ -54,6 +64,7 @@ public final class Gateway implements AutoCloseable {
         timers.scheduleAtFixedRate(this::heartbeat, heartbeat, heartbeat, TimeUnit.MILLISECONDS);
         long sweep = Math.max(100, settings.sync().awarenessTimeout().toMillis() / 3);
         timers.scheduleAtFixedRate(this::sweep, sweep, sweep, TimeUnit.MILLISECONDS);
+        timers.scheduleAtFixedRate(this::expire, 1, 1, TimeUnit.SECONDS);
     }
 
     /** One listener per connection. */
@@ -115,6 +126,35 @@ public final class Gateway implements AutoCloseable {
                 c.close(1008, "Authentication timeout");
             }
         }, settings.auth().timeout().toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * Closes the connection with 1008 within a second after {@code at} (null: never) unless
+     * {@code current} says it has authenticated again since; a later call replaces an earlier one.
+     */
+    void expireAt(Connection c, Instant at, BooleanSupplier current) {
+        if (at == null) {
+            expiries.remove(c);
+        } else {
+            expiries.put(c, new Expiry(at, current));
+        }
+    }
+
+    private void expire() {
+        Instant now = authenticator.clock().instant();
+        try {
+            expiries.forEach((c, e) -> {
+                if (!live.contains(c)) {
+                    expiries.remove(c, e);
+                } else if (!now.isBefore(e.at()) && expiries.remove(c, e) && e.current().getAsBoolean()) {
+                    LOG.info(() -> c.id() + " (" + c.ip() + ") token expired; closing");
+                    c.close(1008, "Token expired");
+                }
+            });
+        } catch (RuntimeException e) {
+            // A throwing periodic task is never run again; the next sweep retries.
+            LOG.log(java.util.logging.Level.SEVERE, "token expiry sweep failed", e);
+        }
     }
 
     /** WebSocket pings; a connection that sent nothing (not even a pong) for a whole interval is dropped. */

@@ -136,8 +136,10 @@ class AuthTest {
             server = TestServer.start(Map.of(
                     "synckit.auth.required", "true",
                     "synckit.auth.jwt-secret", SECRET,
-                    "synckit.auth.api-keys", "k1, k2"));
+                    "synckit.auth.api-keys", "k1, k2",
+                    "synckit.auth.dev-login", "true"));
             assertTrue(server.settings().auth().required());
+            assertTrue(server.settings().auth().devLogin());
         }
 
         @AfterAll
@@ -419,9 +421,14 @@ class AuthTest {
 
         final HttpClient http = HttpClient.newHttpClient();
 
-        HttpResponse<String> post(String path, String body) {
-            return send(HttpRequest.newBuilder(server.httpUri(path)).header("Content-Type", "application/json")
-                    .POST(HttpRequest.BodyPublishers.ofString(body)).build());
+        /** {@code headers}: name, value, name, value, … */
+        HttpResponse<String> post(String path, String body, String... headers) {
+            HttpRequest.Builder b = HttpRequest.newBuilder(server.httpUri(path)).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body));
+            if (headers.length > 0) {
+                b.headers(headers);
+            }
+            return send(b.build());
         }
 
         HttpResponse<String> get(String path, String authorization) {
@@ -571,12 +578,280 @@ class AuthTest {
         }
 
         @Test
+        void refreshKeepsThePermissionsAndTheEmail() {
+            ObjectNode body = login("keep@example.com");
+            String refreshToken = body.get("refreshToken").asText();
+            for (int round = 0; round < 2; round++) { // and the refreshed refresh token keeps them too
+                ObjectNode refreshed = json(post("/auth/refresh", Json.object().put("refreshToken", refreshToken).toString()));
+                String access = refreshed.path("accessToken").asText(null);
+                assertNotNull(access, refreshed.toString());
+                refreshToken = refreshed.path("refreshToken").asText(null);
+
+                ObjectNode me = json(get("/auth/me", "Bearer " + access));
+                assertEquals(body.get("userId").asText(), me.path("userId").asText(null));
+                assertEquals("keep@example.com", me.path("email").asText(null));
+                assertEquals(List.of("d1"), strings(me.path("permissions").get("canRead")), me.toString());
+                assertEquals(List.of("d1"), strings(me.path("permissions").get("canWrite")), me.toString());
+                assertFalse(me.path("permissions").path("isAdmin").asBoolean(true));
+                try (WsClient c = client()) {
+                    WsClient.Received ok = authWithToken(c, access);
+                    assertEquals(List.of("d1"), strings(ok.payload().get("permissions").get("canWrite")));
+                    c.send(MessageType.DELTA, delta("refreshed-w" + round, "d1", "k", "v"));
+                    assertEquals("refreshed-w" + round, c.await("ack").text("messageId"));
+                }
+            }
+        }
+
+        @Test
+        void refreshTokensOnlyRefreshAndAccessTokensCannotRefresh() {
+            ObjectNode body = login("kinds@example.com");
+            String access = body.get("accessToken").asText();
+            String refresh = body.get("refreshToken").asText();
+
+            HttpResponse<String> r = post("/auth/refresh", Json.object().put("refreshToken", access).toString());
+            assertEquals(401, r.statusCode(), r.body());
+            // A token from elsewhere, without token_use, is an access token: it cannot refresh either.
+            r = post("/auth/refresh", Json.object().put("refreshToken",
+                    token(claims("elsewhere", List.of("*"), List.of(), false), SECRET)).toString());
+            assertEquals(401, r.statusCode(), r.body());
+
+            try (WsClient c = client()) {
+                assertRejected(c, MessageType.AUTH, Json.object().put("token", refresh));
+            }
+            assertEquals(401, get("/auth/me", "Bearer " + refresh).statusCode());
+            assertFalse(json(post("/auth/verify", Json.object().put("token", refresh).toString())).path("valid").asBoolean(true));
+            // Any other token_use is refused as well.
+            ObjectNode id = claims("id-token", List.of("*"), List.of("*"), false).put("token_use", "id");
+            try (WsClient c = client()) {
+                assertRejected(c, MessageType.AUTH, Json.object().put("token", token(id, SECRET)));
+            }
+        }
+
+        @Test
+        void loginMintsAdminTokensOnlyForAdminCredentials() {
+            String askAdmin = "{\"email\":\"boss@example.com\",\"password\":\"pw\",\"permissions\":{\"isAdmin\":true}}";
+            String user = token(claims("plain", List.of("*"), List.of("*"), false), SECRET);
+            String admin = token(claims("root", List.of(), List.of(), true), SECRET);
+            String adminRefresh = token(claims("root", List.of(), List.of(), true).put("token_use", "refresh"), SECRET);
+            List<String[]> refused = List.of(new String[0], new String[] {"X-API-Key", "k3"},
+                    new String[] {"X-API-Key", ""}, new String[] {"Authorization", "Bearer " + user},
+                    new String[] {"Authorization", "Bearer " + adminRefresh}, new String[] {"Authorization", "Bearer garbage"},
+                    new String[] {"Authorization", "Basic " + admin});
+            for (String[] headers : refused) {
+                for (String ask : List.of(askAdmin, askAdmin.replace("true", "\"true\""))) {
+                    HttpResponse<String> r = post("/auth/login", ask, headers);
+                    assertEquals(403, r.statusCode(), List.of(headers) + ": " + r.body());
+                    assertTrue(json(r).path("error").asText("").contains("admin credentials"), r.body());
+                    assertFalse(r.body().contains("Token"), r.body());
+                }
+            }
+            // Non-admin logins need no credentials (dev login), and admin credentials do not make them admin.
+            assertFalse(login("someone@example.com").path("permissions").path("isAdmin").asBoolean(true));
+
+            for (String[] headers : List.<String[]>of(new String[] {"X-API-Key", "k1"}, new String[] {"X-API-Key", "k2"},
+                    new String[] {"Authorization", "Bearer " + admin})) {
+                HttpResponse<String> r = post("/auth/login", askAdmin, headers);
+                assertEquals(200, r.statusCode(), List.of(headers) + ": " + r.body());
+                ObjectNode body = json(r);
+                assertTrue(body.path("permissions").path("isAdmin").asBoolean(false), body.toString());
+                try (WsClient c = client()) {
+                    assertTrue(authWithToken(c, body.get("accessToken").asText()).payload()
+                            .path("permissions").path("isAdmin").asBoolean(false));
+                }
+                // Refreshing an admin token keeps it admin.
+                ObjectNode refreshed = json(post("/auth/refresh",
+                        Json.object().put("refreshToken", body.get("refreshToken").asText()).toString()));
+                ObjectNode me = json(get("/auth/me", "Bearer " + refreshed.get("accessToken").asText()));
+                assertTrue(me.path("permissions").path("isAdmin").asBoolean(false), me.toString());
+            }
+        }
+
+        @Test
+        void tokensWithoutExpOrLivingTooLongAreRefused() {
+            long day = 24 * 3600;
+            ObjectNode noExp = claims("forever", List.of("*"), List.of("*"), false);
+            noExp.remove("exp");
+            ObjectNode tooLong = claims("long", List.of("*"), List.of("*"), false).put("exp", now() + 31 * day);
+            ObjectNode tooLongNoIat = claims("long-no-iat", List.of("*"), List.of("*"), false).put("exp", now() + 31 * day);
+            tooLongNoIat.remove("iat");
+            // Counted from iat: an old long-lived token stays refused even close to its exp.
+            ObjectNode oldAndLong = claims("old", List.of("*"), List.of("*"), false)
+                    .put("iat", now() - 31 * day).put("exp", now() + 600);
+            // iat in the future does not shorten the lifetime.
+            ObjectNode futureIat = claims("future", List.of("*"), List.of("*"), false)
+                    .put("iat", now() + 20 * day).put("exp", now() + 40 * day);
+            ObjectNode badIat = claims("bad-iat", List.of("*"), List.of("*"), false).put("iat", "yesterday");
+            ObjectNode badExp = claims("bad-exp", List.of("*"), List.of("*"), false).put("exp", "tomorrow");
+            for (ObjectNode refused : List.of(noExp, tooLong, tooLongNoIat, oldAndLong, futureIat, badIat, badExp)) {
+                try (WsClient c = client()) {
+                    assertRejected(c, MessageType.AUTH, Json.object().put("token", token(refused, SECRET)));
+                }
+                assertFalse(json(post("/auth/verify", Json.object().put("token", token(refused, SECRET)).toString()))
+                        .path("valid").asBoolean(true), refused.toString());
+                assertEquals(401, get("/auth/me", "Bearer " + token(refused, SECRET)).statusCode(), refused.toString());
+            }
+            // Just within the default maximum of 30 days.
+            ObjectNode within = claims("within", List.of("*"), List.of(), false).put("exp", now() + 29 * day);
+            try (WsClient c = client()) {
+                assertEquals("within", authWithToken(c, token(within, SECRET)).text("userId"));
+            }
+        }
+
+        @Test
         void badRefreshTokenIs401() {
             HttpResponse<String> r = post("/auth/refresh", "{\"refreshToken\":\"nope.nope.nope\"}");
             assertEquals(401, r.statusCode());
             assertEquals("Invalid or expired refresh token", json(r).path("error").asText(null));
             HttpResponse<String> missing = post("/auth/refresh", "{}");
             assertEquals(400, missing.statusCode());
+        }
+    }
+
+    // ---------------------------------------------------------------- login off unless asked for
+
+    static HttpResponse<String> post(TestServer server, String path, String body) {
+        try {
+            return HttpClient.newHttpClient().send(HttpRequest.newBuilder(server.httpUri(path))
+                            .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    static ObjectNode payload(String token) {
+        try {
+            return (ObjectNode) Json.MAPPER.readTree(Base64.getUrlDecoder().decode(token.split("\\.")[1]));
+        } catch (java.io.IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void loginIsNotMountedByDefaultEvenWithAJwtSecret() {
+        try (TestServer server = TestServer.start(Map.of(
+                "synckit.auth.required", "true",
+                "synckit.auth.jwt-secret", SECRET,
+                "synckit.auth.api-keys", "k1"))) {
+            assertFalse(server.settings().auth().devLogin());
+            for (String body : List.of("{\"email\":\"a@b.c\",\"password\":\"pw\"}",
+                    "{\"email\":\"a@b.c\",\"password\":\"pw\",\"permissions\":{\"isAdmin\":true}}")) {
+                HttpResponse<String> r = post(server, "/auth/login", body);
+                assertEquals(404, r.statusCode(), r.body());
+                assertFalse(r.body().contains("Token"), r.body());
+            }
+            // The other routes stay: they only check tokens.
+            HttpResponse<String> verify = post(server, "/auth/verify",
+                    Json.object().put("token", token(claims("v", List.of(), List.of(), false), SECRET)).toString());
+            assertEquals(200, verify.statusCode(), verify.body());
+            assertTrue(verify.body().contains("\"valid\":true"), verify.body());
+            assertEquals(401, post(server, "/auth/refresh", "{\"refreshToken\":\"x.y.z\"}").statusCode());
+        }
+    }
+
+    // ---------------------------------------------------------------- issuer, audience, exp-less tokens
+
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class IssuerAndAudience {
+        static final String ISSUER = "https://id.example.com";
+        static final String AUDIENCE = "synckit";
+        TestServer server;
+
+        @BeforeAll
+        void start() {
+            server = TestServer.start(Map.of(
+                    "synckit.auth.required", "true",
+                    "synckit.auth.jwt-secret", SECRET,
+                    "synckit.auth.jwt-issuer", ISSUER,
+                    "synckit.auth.jwt-audience", AUDIENCE,
+                    "synckit.auth.allow-tokens-without-exp", "true",
+                    "synckit.auth.max-token-lifetime", "2h",
+                    "synckit.auth.jwt-expires-in", "1h",
+                    "synckit.auth.jwt-refresh-expires-in", "2h",
+                    "synckit.auth.dev-login", "true"));
+        }
+
+        @AfterAll
+        void stop() {
+            server.close();
+        }
+
+        ObjectNode claims(String userId) {
+            ObjectNode c = AuthTest.claims(userId, List.of("*"), List.of("*"), false).put("iss", ISSUER).put("aud", AUDIENCE);
+            return c.put("exp", now() + 600);
+        }
+
+        void accepted(String what, ObjectNode claims) {
+            try (WsClient c = WsClient.binary(server.wsUri())) {
+                assertEquals(claims.get("userId").asText(), authWithToken(c, token(claims, SECRET)).text("userId"), what);
+            }
+        }
+
+        void refused(String what, ObjectNode claims) {
+            try (WsClient c = WsClient.binary(server.wsUri())) {
+                assertRejected(c, MessageType.AUTH, Json.object().put("token", token(claims, SECRET)));
+            }
+            assertTrue(post(server, "/auth/verify", Json.object().put("token", token(claims, SECRET)).toString())
+                    .body().contains("\"valid\":false"), what);
+        }
+
+        @Test
+        void issuerAndAudienceMustMatch() {
+            accepted("matching", claims("match"));
+            ObjectNode array = claims("array");
+            array.putArray("aud").add("other").add(AUDIENCE);
+            accepted("audience in an array", array);
+
+            ObjectNode noIss = claims("no-iss");
+            noIss.remove("iss");
+            refused("no iss", noIss);
+            refused("other iss", claims("other-iss").put("iss", "https://evil.example.com"));
+            refused("iss differs in case", claims("case-iss").put("iss", ISSUER.toUpperCase()));
+            ObjectNode noAud = claims("no-aud");
+            noAud.remove("aud");
+            refused("no aud", noAud);
+            refused("other aud", claims("other-aud").put("aud", "another-service"));
+            ObjectNode otherArray = claims("other-array");
+            otherArray.putArray("aud").add("a").add("b");
+            refused("aud array without ours", otherArray);
+            ObjectNode nested = claims("nested");
+            nested.putArray("aud").addArray().add(AUDIENCE);
+            refused("aud nested array", nested);
+        }
+
+        @Test
+        void tokensWithoutExpAreAcceptedWhenAllowedAndTheMaximumLifetimeIsConfigurable() {
+            ObjectNode noExp = claims("no-exp");
+            noExp.remove("exp");
+            accepted("no exp, allowed", noExp);
+            String verify = post(server, "/auth/verify", Json.object().put("token", token(noExp, SECRET)).toString()).body();
+            assertTrue(verify.contains("\"valid\":true") && verify.contains("\"expiresAt\":null"), verify);
+
+            refused("3h with a 2h maximum", claims("three-hours").put("exp", now() + 3 * 3600));
+            accepted("1h with a 2h maximum", claims("one-hour").put("exp", now() + 3600));
+        }
+
+        @Test
+        void tokensWeMintCarryIssuerAndAudience() {
+            HttpResponse<String> r = post(server, "/auth/login",
+                    "{\"email\":\"iss@example.com\",\"password\":\"pw\",\"permissions\":{\"canRead\":[\"*\"]}}");
+            assertEquals(200, r.statusCode(), r.body());
+            ObjectNode body = Required.json(r);
+            for (String kind : List.of("accessToken", "refreshToken")) {
+                ObjectNode claims = payload(body.get(kind).asText());
+                assertEquals(ISSUER, claims.path("iss").asText(null), kind + ": " + claims);
+                assertEquals(AUDIENCE, claims.path("aud").asText(null), kind + ": " + claims);
+                assertTrue(claims.path("exp").asLong() - claims.path("iat").asLong() <= 2 * 3600, claims.toString());
+            }
+            assertEquals("refresh", payload(body.get("refreshToken").asText()).path("token_use").asText(null));
+            try (WsClient c = WsClient.binary(server.wsUri())) {
+                assertEquals(body.get("userId").asText(), authWithToken(c, body.get("accessToken").asText()).text("userId"));
+            }
+            HttpResponse<String> refreshed = post(server, "/auth/refresh",
+                    Json.object().put("refreshToken", body.get("refreshToken").asText()).toString());
+            assertEquals(200, refreshed.statusCode(), refreshed.body());
+            assertEquals(ISSUER, payload(Required.json(refreshed).get("accessToken").asText()).path("iss").asText(null));
         }
     }
 

@@ -265,6 +265,48 @@ class ConfigLayersTest {
     }
 
     @Test
+    void tokenSettingsDefaultToStrictAndReadTheirEnvironmentNames() throws IOException {
+        Settings.Auth d = settings(args(secretOnlyFile()), env(), props()).auth();
+        assertFalse(d.devLogin(), "POST /auth/login is off unless asked for");
+        assertFalse(d.allowTokensWithoutExp());
+        assertEquals(Duration.ofDays(30), d.maxTokenLifetime());
+        assertEquals("", d.jwtIssuer());
+        assertEquals("", d.jwtAudience());
+
+        Settings.Auth a = settings(args(secretOnlyFile()), env(
+                "SYNCKIT_AUTH_DEV_LOGIN", "true",
+                "JWT_ISSUER", "https://id.example.com",
+                "JWT_AUDIENCE", "synckit",
+                "SYNCKIT_AUTH_ALLOW_dash_TOKENS_dash_WITHOUT_dash_EXP", "true",
+                "SYNCKIT_AUTH_MAX_dash_TOKEN_dash_LIFETIME", "7d"), props()).auth();
+        assertTrue(a.devLogin());
+        assertEquals("https://id.example.com", a.jwtIssuer());
+        assertEquals("synckit", a.jwtAudience());
+        assertTrue(a.allowTokensWithoutExp());
+        assertEquals(Duration.ofDays(7), a.maxTokenLifetime());
+        assertTrue(settings(args(secretOnlyFile()), env(), props("synckit.auth.dev-login", "true")).auth().devLogin());
+    }
+
+    @Test
+    void tokenSettingsThatCannotWorkAreRejected() throws IOException {
+        Path file = yaml("keys-only.yaml", "synckit:\n  auth:\n    api-keys: k1\n");
+        ConfigException noSecret = invalid(args(file), env("SYNCKIT_AUTH_DEV_LOGIN", "true"), props());
+        assertTrue(noSecret.getMessage().contains("synckit.auth.dev-login") && noSecret.getMessage().contains("jwt-secret"),
+                noSecret.getMessage());
+        ConfigException zero = invalid(args(secretOnlyFile()), env(), props("synckit.auth.max-token-lifetime", "0"));
+        assertTrue(zero.getMessage().contains("synckit.auth.max-token-lifetime"), zero.getMessage());
+        // The server's own tokens must not outlive what it accepts.
+        ConfigException access = invalid(args(secretOnlyFile()), env("JWT_EXPIRES_IN", "31d"), props());
+        assertTrue(access.getMessage().contains("synckit.auth.jwt-expires-in")
+                && access.getMessage().contains("max-token-lifetime"), access.getMessage());
+        ConfigException refresh = invalid(args(secretOnlyFile()), env(), props("synckit.auth.max-token-lifetime", "1d"));
+        assertTrue(refresh.getMessage().contains("synckit.auth.jwt-refresh-expires-in"), refresh.getMessage());
+        // Without a JWT secret nothing is issued, so the lifetimes do not matter.
+        assertEquals(Duration.ofDays(1), settings(args(file), env(), props("synckit.auth.max-token-lifetime", "1d"))
+                .auth().maxTokenLifetime());
+    }
+
+    @Test
     void apiKeysAloneSatisfyRequiredAuth() throws IOException {
         Path file = yaml("plain.yaml", "synckit:\n  redis:\n    url: \"\"\n");
         Settings s = settings(args(file), env("SYNCKIT_AUTH_APIKEYS", "only-key"), props());

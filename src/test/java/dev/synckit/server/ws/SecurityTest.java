@@ -432,6 +432,37 @@ class SecurityTest {
         }
     }
 
+    // ---------------------------------------------------------------- tokens expiring on open sockets
+
+    @Test
+    void aSocketIsClosedWhenItsTokenExpiresUnlessItAuthenticatedAgain() {
+        String x = doc("expiring");
+        // A few seconds, so that authenticating surely happens before exp on a loaded machine.
+        String brief = token(claims("brief", List.of(x), List.of(x)).put("exp", now() + 3), SECRET);
+        try (WsClient expiring = WsClient.binary(server.wsUri()); WsClient renewed = WsClient.binary(server.wsUri())) {
+            for (WsClient c : List.of(expiring, renewed)) {
+                c.send(MessageType.AUTH, Json.object().put("id", "a").put("token", brief));
+                assertEquals("brief", c.await("auth_success").text("userId"));
+            }
+            // Authenticating again with a fresh token replaces the expiry (and the identity).
+            renewed.send(MessageType.AUTH, Json.object().put("id", "b").put("token",
+                    token(claims("renewed", List.of(x), List.of()), SECRET)));
+            renewed.await("auth_success", r -> "renewed".equals(r.text("userId")));
+            expiring.send(MessageType.SUBSCRIBE, Json.object().put("documentId", x));
+            expiring.await("sync_response");
+
+            WsClient.Closed closed = expiring.awaitClose();
+            assertEquals(1008, closed.code(), closed.toString());
+            assertEquals("Token expired", closed.reason());
+            // The expiry sweep that closed the first one has passed the second's old expiry too.
+            renewed.expectNone("error", Duration.ofMillis(1500));
+            pingPong(renewed);
+            assertFalse(renewed.isClosed(), "re-authenticated socket closed");
+            renewed.send(MessageType.DELTA, delta(x, "not-any-more", "k", "v"));
+            assertDenied(renewed, x); // the permissions are the new token's
+        }
+    }
+
     // ---------------------------------------------------------------- secrets stay secret
 
     @Test
