@@ -97,7 +97,7 @@ public final class SyncServer implements AutoCloseable {
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, phase::get));
+                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, phase::get, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(authenticator, jwt, settings.auth())));
                 });

@@ -73,6 +73,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 class ClusterFaultsIT {
     private static final List<String> DOCS = List.of("faults-doc-a", "faults-doc-b");
     private static final int INSTANCES = 3;
+    private static final String HEALTH_KEY = "cluster-faults-health-key";
     private static final int CLIENTS = 6;
     /** Pause between a client's writes; keeps the documents (and the run) small on two cores. */
     private static final long WRITE_PACE_MS = 40;
@@ -111,6 +112,7 @@ class ClusterFaultsIT {
                 env.put("REDIS_URL", redis.url());
                 env.put("REDIS_CHANNEL_PREFIX", prefix);
                 env.put("SYNCKIT_AUTH_REQUIRED", "false");
+                env.put("SYNCKIT_AUTH_APIKEYS", HEALTH_KEY); // /health lists documents only to an admin
                 env.put("SYNCKIT_MAX_MESSAGES_PER_MINUTE", "1000000");
                 env.put("SYNCKIT_STORAGE_CONNECT_dash_TIMEOUT_dash_MS", "1000");
                 env.put("SYNCKIT_REDIS_TIMEOUT_dash_MS", "1000");
@@ -1016,7 +1018,7 @@ class ClusterFaultsIT {
         JsonNode health() {
             try {
                 HttpResponse<String> r = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/health"))
-                        .timeout(Duration.ofSeconds(3)).build(), HttpResponse.BodyHandlers.ofString());
+                        .header("X-API-Key", HEALTH_KEY).timeout(Duration.ofSeconds(3)).build(), HttpResponse.BodyHandlers.ofString());
                 return Json.MAPPER.readTree(r.body());
             } catch (IOException e) {
                 return null;

@@ -4,6 +4,7 @@ import dev.synckit.server.config.ConfigException;
 import dev.synckit.server.config.ConfigLayers;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.testing.TestServer;
+import dev.synckit.server.ws.TrustedProxies;
 import io.helidon.config.Config;
 import org.junit.jupiter.api.Test;
 import org.yaml.snakeyaml.LoaderOptions;
@@ -206,6 +207,14 @@ class ManifestTest {
         assertEquals(Boolean.FALSE, configured.get("synckit.storage.migrate-on-start"),
                 "pods must only check the schema; the Job migrates");
         assertEquals(Boolean.TRUE, configured.get("synckit.limits.trust-forwarded-for"), "behind the ingress");
+        assertTrue(configured.containsKey("synckit.limits.trusted-proxies"), "the ingress controller's range must be trusted");
+        // Forwarded headers from anyone would let a client pick its address for the per-IP limit again.
+        TrustedProxies proxies = TrustedProxies.parse(List.of(String.valueOf(configured.get("synckit.limits.trusted-proxies"))
+                .split("\\s*,\\s*")));
+        assertTrue(proxies.trusts("10.244.0.5"), "the ingress controller's pod (kind/flannel pod CIDR) is a trusted proxy");
+        for (String client : List.of("203.0.113.7", "198.51.100.1", "8.8.8.8", "2001:db8::1", "2606:4700::1111")) {
+            assertFalse(proxies.trusts(client), "synckit.limits.trusted-proxies trusts the public address " + client);
+        }
         assertFalse(configured.containsKey("synckit.storage.password"), "secrets belong in the Secret");
         assertFalse(configured.containsKey("synckit.auth.jwt-secret"), "secrets belong in the Secret");
     }

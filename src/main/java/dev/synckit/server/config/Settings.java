@@ -1,5 +1,6 @@
 package dev.synckit.server.config;
 
+import dev.synckit.server.ws.TrustedProxies;
 import io.helidon.config.Config;
 
 import java.time.Duration;
@@ -27,8 +28,10 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                        List<String> apiKeys, Duration timeout, boolean devLogin, boolean allowTokensWithoutExp,
                        Duration maxTokenLifetime, String jwtIssuer, String jwtAudience) {}
 
+    /** Forwarded headers count only from a peer in {@code trustedProxies} (see {@link TrustedProxies}). */
     public record Limits(int maxConnections, int maxConnectionsPerIp, int maxMessagesPerMinute,
-                         int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor) {}
+                         int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor,
+                         TrustedProxies trustedProxies) {}
 
     public record WebSocket(Duration heartbeatInterval, Duration shutdownGrace) {}
 
@@ -69,7 +72,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                         string(s, "auth.jwt-audience")),
                 new Limits(integer(s, "limits.max-connections"), integer(s, "limits.max-connections-per-ip"),
                         integer(s, "limits.max-messages-per-minute"), integer(s, "limits.max-message-bytes"),
-                        integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for")),
+                        integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for"),
+                        trustedProxies(s)),
                 new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms"),
                         duration(s, "websocket.shutdown-grace-ms", "ms")),
                 new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
@@ -97,6 +101,15 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 integer(s, "storage.group-commit.committers"), duration(s, "storage.cleanup.interval-ms", "ms"),
                 duration(s, "storage.cleanup.delta-retention", "s"), integer(s, "storage.cleanup.keep-deltas-per-document"),
                 duration(s, "storage.cleanup.session-retention", "s"));
+    }
+
+    private static TrustedProxies trustedProxies(Config s) {
+        try {
+            return TrustedProxies.parse(list(string(s, "limits.trusted-proxies")));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("synckit.limits.trusted-proxies: " + e.getMessage()
+                    + "; list your proxies' ranges comma separated, e.g. 10.0.0.0/8,fd00::/8 (host names are not resolved)");
+        }
     }
 
     private void validate() {
@@ -128,6 +141,10 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         if (limits.outboundQueueBytes < limits.maxMessageBytes) {
             throw new ConfigException("synckit.limits.outbound-queue-bytes (" + limits.outboundQueueBytes
                     + ") must be at least synckit.limits.max-message-bytes (" + limits.maxMessageBytes + ")");
+        }
+        if (limits.trustForwardedFor && limits.trustedProxies.isEmpty()) {
+            throw new ConfigException("synckit.limits.trust-forwarded-for is true but synckit.limits.trusted-proxies is empty,"
+                    + " so no peer may set X-Forwarded-For; list your proxies' ranges (e.g. 10.0.0.0/8) or set it to false");
         }
         if (websocket.heartbeatInterval.isZero()) {
             throw new ConfigException("synckit.websocket.heartbeat-interval-ms (WS_HEARTBEAT_INTERVAL) must be above 0");
@@ -236,6 +253,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " maxConnections=" + limits.maxConnections + " maxConnectionsPerIp=" + limits.maxConnectionsPerIp
                 + " maxMessagesPerMinute=" + limits.maxMessagesPerMinute + " maxMessageBytes=" + limits.maxMessageBytes
                 + " outboundQueueBytes=" + limits.outboundQueueBytes + " trustForwardedFor=" + limits.trustForwardedFor
+                + (limits.trustForwardedFor ? " trustedProxies=" + limits.trustedProxies : "")
                 + " heartbeat=" + websocket.heartbeatInterval.toMillis() + "ms"
                 + " batchDelay=" + sync.batchDelay.toMillis() + "ms"
                 + " awarenessTimeout=" + sync.awarenessTimeout.toMillis() + "ms"

@@ -2,6 +2,8 @@ package dev.synckit.server.health;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.auth.Authenticator;
+import dev.synckit.server.auth.Principal;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.storage.StorageAdapter;
@@ -15,6 +17,7 @@ import io.helidon.webserver.http.ServerRequest;
 import io.helidon.webserver.http.ServerResponse;
 
 import java.lang.management.ManagementFactory;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
@@ -30,11 +33,14 @@ import java.util.function.Supplier;
 /**
  * {@code GET /health} in the upstream TS shape (PROTOCOL.md §9.1) plus the checks, {@code /health/live}
  * and {@code /health/ready} (STORAGE.md §8 W14), and {@code GET /}. Each check runs on its own virtual
- * thread with its own deadline, so a backend that hangs cannot hang the probe.
+ * thread with its own deadline, so a backend that hangs cannot hang the probe. The endpoints are open to
+ * anyone, so backend state comes from {@link BackendChecks} (at most {@link #CHECKS_MAX_AGE} old) and
+ * {@code /health} names documents only to an admin.
  */
 public final class HealthRoutes implements HttpService {
     public static final String VERSION = "0.3.0";
     static final long CHECK_TIMEOUT_MILLIS = 1500;
+    static final Duration CHECKS_MAX_AGE = Duration.ofSeconds(1);
 
     /** The lifecycle the readiness probe reports. */
     public enum Phase { STARTING, SERVING, DRAINING }
@@ -47,9 +53,13 @@ public final class HealthRoutes implements HttpService {
     private final StorageAdapter storage;
     private final FanOut fanOut;
     private final Supplier<Phase> phase;
+    private final Authenticator authenticator;
     private final ExecutorService checks = Executors.newVirtualThreadPerTaskExecutor();
+    private final BackendChecks backend = new BackendChecks(this::runChecks, CHECKS_MAX_AGE, System::nanoTime);
 
-    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Supplier<Phase> phase) {
+    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Supplier<Phase> phase,
+                        Authenticator authenticator) {
+        this.authenticator = authenticator;
         this.gateway = gateway;
         this.documents = documents;
         this.storage = storage;
@@ -78,6 +88,7 @@ public final class HealthRoutes implements HttpService {
     }
 
     private static Check check(String name, Supplier<Optional<String>> probe, String failed) {
+        Meters.healthProbe(name);
         long start = System.nanoTime();
         Optional<String> result = probe.get();
         long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
@@ -109,7 +120,7 @@ public final class HealthRoutes implements HttpService {
     }
 
     private void ready(ServerRequest req, ServerResponse res) {
-        List<Check> list = runChecks();
+        List<Check> list = backend.current();
         Phase p = phase.get();
         String status;
         String reason = null;
@@ -148,13 +159,35 @@ public final class HealthRoutes implements HttpService {
                 .put("totalConnections", gateway.connectionCount())
                 .put("totalUsers", gateway.userCount())
                 .put("totalClients", 0);
-        var summaries = documents.summaries();
-        ObjectNode docs = body.putObject("documents").put("totalDocuments", summaries.size());
-        ArrayNode list = docs.putArray("documents");
-        summaries.forEach(s -> list.addObject().put("id", s.id()).put("subscribers", s.subscribers())
-                .put("lastModified", s.lastModified()));
-        checksJson(body, runChecks());
+        ObjectNode docs = body.putObject("documents");
+        if (admin(req)) {
+            // Document ids can be secrets (with auth off they are the only key to a document): admins only.
+            var summaries = documents.summaries();
+            docs.put("totalDocuments", summaries.size());
+            ArrayNode list = docs.putArray("documents");
+            summaries.forEach(s -> list.addObject().put("id", s.id()).put("subscribers", s.subscribers())
+                    .put("lastModified", s.lastModified()));
+        } else {
+            docs.put("totalDocuments", documents.cachedCount());
+        }
+        checksJson(body, backend.current());
         send(res, body);
+    }
+
+    /**
+     * An admin API key in {@code X-API-Key}, or {@code Authorization: Bearer} with an admin JWT. Also
+     * with auth disabled: credentials that do not check out are no credentials, never an error.
+     */
+    private boolean admin(ServerRequest req) {
+        Optional<Principal> principal = req.headers().first(HeaderNames.create("X-API-Key")).map(String::trim)
+                .flatMap(authenticator::fromApiKey);
+        if (principal.isEmpty()) {
+            principal = req.headers().first(HeaderNames.AUTHORIZATION)
+                    .filter(v -> v.regionMatches(true, 0, "Bearer ", 0, 7))
+                    .map(v -> v.substring(7).trim())
+                    .flatMap(authenticator::fromToken);
+        }
+        return principal.map(p -> p.permissions().isAdmin()).orElse(false);
     }
 
     private void root(ServerRequest req, ServerResponse res) {

@@ -114,6 +114,10 @@ public final class Meters {
         counter("synckit.messages.out", "Messages sent by type", "type", type).increment();
     }
 
+    public static void healthProbe(String check) {
+        counter("synckit.health.probes", "Backend probes run for the health endpoints", "check", check).increment();
+    }
+
     public static void error(String code) {
         counter("synckit.errors", "Error replies by code", "code", code == null ? "none" : code).increment();
     }

@@ -36,7 +36,9 @@ final class ClientSession implements WsListener {
     private static final Logger LOG = Logger.getLogger(ClientSession.class.getName());
 
     private final Gateway gateway;
-    private String forwardedIp;
+    /** The X-Forwarded-For lines and X-Real-IP of the upgrade; judged in onOpen, where the peer is known. */
+    private List<String> forwardedFor = List.of();
+    private String realIp;
     private Connection connection;
     private FrameAssembler assembler;
     private RateLimit rateLimit;
@@ -54,17 +56,20 @@ final class ClientSession implements WsListener {
     @Override
     public Optional<Headers> onHttpUpgrade(HttpPrologue prologue, Headers headers) {
         if (gateway.settings().limits().trustForwardedFor()) {
-            forwardedIp = headers.first(HeaderNames.X_FORWARDED_FOR).map(v -> v.split(",")[0].trim())
-                    .filter(v -> !v.isEmpty())
-                    .or(() -> headers.first(HeaderNames.create("X-Real-IP")).map(String::trim))
-                    .orElse(null);
+            forwardedFor = headers.all(HeaderNames.X_FORWARDED_FOR, List::of);
+            realIp = headers.first(HeaderNames.create("X-Real-IP")).orElse(null);
         }
         return Optional.empty();
     }
 
     @Override
     public void onOpen(WsSession session) {
-        String ip = forwardedIp != null ? forwardedIp : socketIp(session.socketContext().remotePeer().address());
+        SocketAddress peer = session.socketContext().remotePeer().address();
+        String ip = socketIp(peer);
+        if (gateway.settings().limits().trustForwardedFor()) {
+            ip = gateway.settings().limits().trustedProxies().clientAddress(
+                    peer instanceof InetSocketAddress inet ? inet.getAddress() : null, ip, forwardedFor, realIp);
+        }
         Optional<Connection> admitted = gateway.admit(ip, session);
         if (admitted.isEmpty()) {
             return;

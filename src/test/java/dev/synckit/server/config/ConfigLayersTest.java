@@ -386,6 +386,19 @@ class ConfigLayersTest {
     }
 
     @Test
+    void trustedProxiesMustBeIpRangesAndPresentWhenForwardedHeadersAreTrusted() throws IOException {
+        ConfigException host = invalid(args(secretOnlyFile()), env(), props("synckit.limits.trusted-proxies", "10.0.0.0/8, ingress.local"));
+        assertTrue(host.getMessage().contains("synckit.limits.trusted-proxies") && host.getMessage().contains("ingress.local"),
+                host.getMessage());
+        ConfigException none = invalid(args(secretOnlyFile()), env(), props("synckit.limits.trust-forwarded-for", "true",
+                "synckit.limits.trusted-proxies", ""));
+        assertTrue(none.getMessage().contains("synckit.limits.trusted-proxies"), none.getMessage());
+        Settings s = settings(args(secretOnlyFile()), env("SYNCKIT_LIMITS_TRUSTED_dash_PROXIES", "10.0.0.0/8,fd00::/8"), props());
+        assertTrue(s.limits().trustedProxies().trusts("10.1.2.3") && s.limits().trustedProxies().trusts("fd00::1"));
+        assertFalse(s.limits().trustedProxies().trusts("127.0.0.1"), "the setting replaces the loopback default");
+    }
+
+    @Test
     void helidonConfigSeesTheSameLayering() throws IOException {
         Path file = yaml("raw.yaml", "synckit:\n  sync:\n    batch-delay-ms: 75\n");
         Config c = ConfigLayers.load(args(file), env("WS_MAX_CONNECTIONS", "222"), props("server.port", "3333")).config();

@@ -43,4 +43,54 @@ public final class RawWebSocket {
         }
         return socket;
     }
+
+    /** A completed handshake whose upgrade request carries {@code headerLines} too ("Name: value" each). */
+    public static Socket openWithHeaders(int port, int timeoutMillis, String... headerLines) throws IOException {
+        String request = new String(UPGRADE, StandardCharsets.US_ASCII);
+        request = request.substring(0, request.length() - 2) + String.join("", java.util.Arrays.stream(headerLines)
+                .map(h -> h + "\r\n").toList()) + "\r\n";
+        Socket socket = new Socket("127.0.0.1", port);
+        socket.setSoTimeout(timeoutMillis);
+        socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+        socket.getOutputStream().flush();
+        InputStream in = socket.getInputStream();
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new IOException("closed during handshake: " + head);
+            }
+            head.append((char) b);
+        }
+        if (!head.toString().startsWith("HTTP/1.1 101")) {
+            throw new AssertionError("handshake refused: " + head);
+        }
+        return socket;
+    }
+
+    /**
+     * Reads server frames (unmasked) until a close frame and returns its status code, or -1 when the
+     * connection ends without one. Throws {@link java.net.SocketTimeoutException} when the server keeps it open.
+     */
+    public static int awaitCloseCode(Socket socket) throws IOException {
+        java.io.DataInputStream in = new java.io.DataInputStream(socket.getInputStream());
+        while (true) {
+            int first = in.read();
+            if (first < 0) {
+                return -1;
+            }
+            int second = in.readUnsignedByte();
+            long length = second & 0x7f;
+            if (length == 126) {
+                length = in.readUnsignedShort();
+            } else if (length == 127) {
+                length = in.readLong();
+            }
+            byte[] payload = new byte[(int) length];
+            in.readFully(payload);
+            if ((first & 0x0f) == 0x8) {
+                return payload.length >= 2 ? ((payload[0] & 0xff) << 8) | (payload[1] & 0xff) : 1005;
+            }
+        }
+    }
 }

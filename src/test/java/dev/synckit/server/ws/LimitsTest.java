@@ -3,6 +3,7 @@ package dev.synckit.server.ws;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
+import dev.synckit.server.testing.RawWebSocket;
 import dev.synckit.server.testing.TestServer;
 import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.Test;
@@ -67,6 +68,45 @@ class LimitsTest {
             }
             waitForConnections(s, 0);
             BadInputTest.assertStillServes(s, null); // two fresh connections fit again
+        }
+    }
+
+    /**
+     * Through our proxy (the test's loopback peer is a trusted proxy by default) every connection carries
+     * a different address the client wrote itself, left of the one the proxy appended: they all count
+     * against the proxy-appended address, so the third is refused. An honest second client still gets in.
+     */
+    @Test
+    void spoofedForwardedForBehindOurProxyDoesNotBypassThePerIpCap() throws IOException {
+        try (TestServer s = TestServer.start(Map.of("synckit.limits.max-connections-per-ip", "2",
+                "synckit.limits.trust-forwarded-for", "true"))) {
+            waitForConnections(s, 0);
+            try (Socket a = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.1, 198.51.100.7");
+                 Socket b = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.2, 198.51.100.7");
+                 Socket c = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.3",
+                         "X-Forwarded-For: 198.51.100.7")) {
+                assertEquals(1008, RawWebSocket.awaitCloseCode(c), "the third connection of 198.51.100.7");
+                try (Socket other = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.1, 198.51.100.8")) {
+                    waitForConnections(s, 3);
+                }
+            }
+            waitForConnections(s, 0);
+        }
+    }
+
+    /** A peer that is not one of our proxies is counted by its socket address, whatever headers it sends. */
+    @Test
+    void forwardedHeadersFromAPeerOutsideTheTrustedProxiesAreIgnored() throws IOException {
+        try (TestServer s = TestServer.start(Map.of("synckit.limits.max-connections-per-ip", "2",
+                "synckit.limits.trust-forwarded-for", "true", "synckit.limits.trusted-proxies", "10.0.0.0/8"))) {
+            waitForConnections(s, 0);
+            try (Socket a = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.1");
+                 Socket b = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Forwarded-For: 1.1.1.2");
+                 Socket c = RawWebSocket.openWithHeaders(s.port(), 5000, "X-Real-IP: 1.1.1.3")) {
+                assertEquals(1008, RawWebSocket.awaitCloseCode(c), "the third connection from 127.0.0.1");
+                assertEquals(2, s.app().gateway().connectionCount());
+            }
+            waitForConnections(s, 0);
         }
     }
 

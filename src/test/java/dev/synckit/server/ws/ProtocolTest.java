@@ -219,14 +219,9 @@ class ProtocolTest {
             var body = Json.MAPPER.readTree(res.body());
             assertEquals("healthy", body.get("status").asText());
             assertTrue(body.get("connections").get("totalConnections").asInt() >= 1);
-            boolean listed = false;
-            for (var d : body.get("documents").get("documents")) {
-                if (d.get("id").asText().equals(id)) {
-                    listed = true;
-                    assertEquals(1, d.get("subscribers").asInt());
-                }
-            }
-            assertTrue(listed, "subscribed document missing from /health");
+            assertTrue(body.get("documents").get("totalDocuments").asInt() >= 1);
+            // Ids and per-document subscribers are for admins only (HealthTest).
+            assertFalse(res.body().contains(id), res.body());
         }
     }
 
