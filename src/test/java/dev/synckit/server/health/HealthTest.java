@@ -126,7 +126,7 @@ class HealthTest {
     private static String token(String user, boolean admin) {
         var claims = Json.object().put("userId", user);
         claims.putObject("permissions").put("isAdmin", admin).putArray("canRead").add("*");
-        return new Jwt(SECRET, Clock.systemUTC()).sign(claims, 300);
+        return new Jwt(SECRET, Clock.systemUTC(), new Jwt.Rules("", "", false, java.time.Duration.ofDays(1))).sign(claims, 300);
     }
 
     private static boolean listsDocument(Reply r, String id) {
