@@ -9,11 +9,14 @@ import dev.synckit.server.protocol.Outbound;
 
 import java.time.Clock;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
+import dev.synckit.server.pubsub.FanOut;
 
 /**
  * Presence per document (PROTOCOL.md §6.12): entries keyed by the SDK's client id, removed when they
@@ -27,16 +30,27 @@ public final class Awareness {
     private static final class Room {
         final Map<String, Entry> entries = new ConcurrentHashMap<>();
         final Set<Peer> subscribers = ConcurrentHashMap.newKeySet();
+
+        boolean empty() {
+            return entries.isEmpty() && subscribers.isEmpty();
+        }
     }
 
-    private final Map<String, Room> rooms = new ConcurrentHashMap<>();
+    /**
+     * Rooms are created, joined and dropped only inside {@code compute} on their key, so a join cannot land
+     * in a room that is being removed for being empty (it would hear nothing more and hold its listen forever).
+     * The fan-out's listen and unlisten are called inside too, so their order matches the joins and leaves.
+     */
+    private final ConcurrentHashMap<String, Room> rooms = new ConcurrentHashMap<>();
+    /** The rooms each local connection joined or published presence in, so a disconnect visits only those. */
+    private final ConcurrentHashMap<Peer, Set<String>> roomsOf = new ConcurrentHashMap<>();
     private final Function<String, Set<Peer>> documentSubscribers;
-    private final dev.synckit.server.pubsub.FanOut fanOut;
+    private final FanOut fanOut;
     private final Clock clock;
     private final long timeoutMillis;
 
     /** @param documentSubscribers the current document subscribers of an id (may be empty) */
-    public Awareness(Function<String, Set<Peer>> documentSubscribers, dev.synckit.server.pubsub.FanOut fanOut,
+    public Awareness(Function<String, Set<Peer>> documentSubscribers, FanOut fanOut,
                      Duration timeout, Clock clock) {
         this.documentSubscribers = documentSubscribers;
         this.fanOut = fanOut;
@@ -45,17 +59,25 @@ public final class Awareness {
     }
 
     public void subscribe(Peer peer, String documentId) {
-        Room room = rooms.computeIfAbsent(documentId, k -> new Room());
-        if (room.subscribers.add(peer) && room.subscribers.size() == 1) {
-            fanOut.listen(documentId);
-        }
+        memberOf(peer, documentId);
+        Room room = rooms.compute(documentId, (k, r) -> {
+            Room joined = r == null ? new Room() : r;
+            if (joined.subscribers.add(peer) && joined.subscribers.size() == 1) {
+                fanOut.listen(documentId);
+            }
+            return joined;
+        });
         // Presence held by other instances (a late joiner here must see it too); ours wins for our clients.
         long cutoff = clock.millis() - timeoutMillis;
-        for (var remote : fanOut.presence(documentId)) {
-            if (remote.updatedAt() >= cutoff) {
-                room.entries.putIfAbsent(remote.clientId(), new Entry(remote.state(), remote.clock(), remote.updatedAt(), null));
+        List<FanOut.Presence> shared = fanOut.presence(documentId);
+        rooms.computeIfPresent(documentId, (k, r) -> {
+            for (var remote : shared) {
+                if (remote.updatedAt() >= cutoff) {
+                    r.entries.putIfAbsent(remote.clientId(), new Entry(remote.state(), remote.clock(), remote.updatedAt(), null));
+                }
             }
-        }
+            return r;
+        });
         ObjectNode body = Json.object().put("documentId", documentId);
         ArrayNode states = body.putArray("states");
         room.entries.forEach((clientId, e) -> states.addObject()
@@ -75,21 +97,42 @@ public final class Awareness {
     }
 
     private void store(Peer owner, String documentId, String clientId, JsonNode state, long updateClock) {
-        Room room = rooms.computeIfAbsent(documentId, k -> new Room());
-        if (state == null) {
-            room.entries.remove(clientId);
-        } else {
-            room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), owner));
+        if (owner != null && state != null) {
+            memberOf(owner, documentId);
         }
-        fanOut(room, documentId, clientId, state, updateClock);
+        Set<Peer> subscribers = new HashSet<>();
+        rooms.compute(documentId, (k, r) -> {
+            Room room = r == null ? new Room() : r;
+            if (state == null) {
+                room.entries.remove(clientId);
+            } else {
+                room.entries.put(clientId, new Entry(state, updateClock, clock.millis(), owner));
+            }
+            subscribers.addAll(room.subscribers);
+            return room.empty() ? null : room;
+        });
+        fanOut(subscribers, documentId, clientId, state, updateClock);
+    }
+
+    private void memberOf(Peer peer, String documentId) {
+        roomsOf.computeIfAbsent(peer, p -> ConcurrentHashMap.newKeySet()).add(documentId);
+    }
+
+    /** Drops the room if nothing is left in it. */
+    private void dropIfEmpty(String documentId) {
+        rooms.computeIfPresent(documentId, (k, r) -> r.empty() ? null : r);
     }
 
     private void fanOut(Room room, String documentId, String clientId, JsonNode state, long updateClock) {
+        fanOut(room.subscribers, documentId, clientId, state, updateClock);
+    }
+
+    private void fanOut(Set<Peer> roomSubscribers, String documentId, String clientId, JsonNode state, long updateClock) {
         ObjectNode body = Json.object().put("documentId", documentId).put("clientId", clientId);
         body.set("state", state == null ? Json.object().nullNode() : state);
         body.put("clock", updateClock);
         Outbound message = Outbound.of(MessageType.AWARENESS_UPDATE, body);
-        Set<Peer> targets = new HashSet<>(room.subscribers);
+        Set<Peer> targets = new HashSet<>(roomSubscribers);
         targets.addAll(documentSubscribers.apply(documentId));
         targets.forEach(p -> p.send(message));
     }
@@ -103,7 +146,7 @@ public final class Awareness {
         if (room == null) {
             return;
         }
-        Map<String, dev.synckit.server.pubsub.FanOut.Presence> shared = new java.util.HashMap<>();
+        Map<String, FanOut.Presence> shared = new java.util.HashMap<>();
         fanOut.presence(documentId).forEach(p -> shared.put(p.clientId(), p));
         long cutoff = clock.millis() - timeoutMillis;
         room.entries.forEach((clientId, e) -> {
@@ -114,26 +157,38 @@ public final class Awareness {
         shared.values().forEach(p -> {
             Entry mine = room.entries.get(p.clientId());
             if (p.updatedAt() >= cutoff && (mine == null || (mine.owner == null && mine.clock < p.clock()))) {
-                room.entries.put(p.clientId(), new Entry(p.state(), p.clock(), p.updatedAt(), null));
-                fanOut(room, documentId, p.clientId(), p.state(), p.clock());
+                store(null, documentId, p.clientId(), p.state(), p.clock());
             }
         });
+        dropIfEmpty(documentId);
     }
 
     /** Forgets a closed connection and announces that the clients it published presence for have left. */
     public void disconnected(Peer peer) {
-        rooms.forEach((documentId, room) -> {
-            if (room.subscribers.remove(peer) && room.subscribers.isEmpty()) {
-                fanOut.unlisten(documentId);
-            }
-            room.entries.forEach((clientId, e) -> {
-                if (e.owner == peer && room.entries.remove(clientId, e)) {
-                    fanOut(room, documentId, clientId, null, clock.millis());
-                    fanOut.publishPresence(documentId, clientId, null, clock.millis());
+        Set<String> joined = roomsOf.remove(peer);
+        if (joined == null) {
+            return;
+        }
+        for (String documentId : joined) {
+            List<String> left = new ArrayList<>();
+            Set<Peer> subscribers = new HashSet<>();
+            rooms.computeIfPresent(documentId, (k, room) -> {
+                if (room.subscribers.remove(peer) && room.subscribers.isEmpty()) {
+                    fanOut.unlisten(documentId);
                 }
+                room.entries.forEach((clientId, e) -> {
+                    if (e.owner == peer && room.entries.remove(clientId, e)) {
+                        left.add(clientId);
+                    }
+                });
+                subscribers.addAll(room.subscribers);
+                return room.empty() ? null : room;
             });
-        });
-        rooms.entrySet().removeIf(r -> r.getValue().entries.isEmpty() && r.getValue().subscribers.isEmpty());
+            for (String clientId : left) {
+                fanOut(subscribers, documentId, clientId, null, clock.millis());
+                fanOut.publishPresence(documentId, clientId, null, clock.millis());
+            }
+        }
     }
 
     /** Removes entries not refreshed within the timeout, announcing a leave for each; returns how many. */
@@ -153,7 +208,7 @@ public final class Awareness {
                 }
             }
         }
-        rooms.entrySet().removeIf(r -> r.getValue().entries.isEmpty() && r.getValue().subscribers.isEmpty());
+        rooms.keySet().forEach(this::dropIfEmpty);
         return removed;
     }
 
