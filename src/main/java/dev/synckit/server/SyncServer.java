@@ -61,7 +61,7 @@ public final class SyncServer implements AutoCloseable {
         StorageAdapter storage = openStorage(settings.storage());
         FanOut fanOut = openFanOut(settings);
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),
-                settings.sync().batchDelay());
+                settings.sync().batchDelay(), settings.limits().maxDocumentBytes());
         Awareness awareness = new Awareness(documents::subscribers, fanOut, settings.sync().awarenessTimeout(), clock);
         fanOut.start(new FanOut.Remote() {
             @Override

@@ -31,7 +31,12 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     /** Forwarded headers count only from a peer in {@code trustedProxies} (see {@link TrustedProxies}). */
     public record Limits(int maxConnections, int maxConnectionsPerIp, int maxMessagesPerMinute,
                          int maxMessageBytes, int outboundQueueBytes, boolean trustForwardedFor,
-                         TrustedProxies trustedProxies) {}
+                         TrustedProxies trustedProxies, long outboundTotalBytes, long maxDocumentBytes) {
+        /** {@code outbound-total-bytes}, where 0 means a quarter of the heap this JVM may use. */
+        public long outboundBudget() {
+            return outboundTotalBytes != 0 ? outboundTotalBytes : Runtime.getRuntime().maxMemory() / 4;
+        }
+    }
 
     public record WebSocket(Duration heartbeatInterval, Duration shutdownGrace) {}
 
@@ -73,7 +78,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 new Limits(integer(s, "limits.max-connections"), integer(s, "limits.max-connections-per-ip"),
                         integer(s, "limits.max-messages-per-minute"), integer(s, "limits.max-message-bytes"),
                         integer(s, "limits.outbound-queue-bytes"), bool(s, "limits.trust-forwarded-for"),
-                        trustedProxies(s)),
+                        trustedProxies(s), longInteger(s, "limits.outbound-total-bytes"),
+                        longInteger(s, "limits.max-document-bytes")),
                 new WebSocket(duration(s, "websocket.heartbeat-interval-ms", "ms"),
                         duration(s, "websocket.shutdown-grace-ms", "ms")),
                 new Sync(duration(s, "sync.batch-delay-ms", "ms"), duration(s, "sync.awareness-timeout-ms", "ms"),
@@ -145,6 +151,14 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         if (limits.trustForwardedFor && limits.trustedProxies.isEmpty()) {
             throw new ConfigException("synckit.limits.trust-forwarded-for is true but synckit.limits.trusted-proxies is empty,"
                     + " so no peer may set X-Forwarded-For; list your proxies' ranges (e.g. 10.0.0.0/8) or set it to false");
+        }
+        if (limits.outboundTotalBytes != 0 && limits.outboundTotalBytes < limits.maxMessageBytes) {
+            throw new ConfigException("synckit.limits.outbound-total-bytes (" + limits.outboundTotalBytes
+                    + ") must be 0 (a quarter of the heap) or at least synckit.limits.max-message-bytes ("
+                    + limits.maxMessageBytes + ")");
+        }
+        if (limits.maxDocumentBytes < 1024) {
+            throw new ConfigException("synckit.limits.max-document-bytes is " + limits.maxDocumentBytes + "; use at least 1024");
         }
         if (websocket.heartbeatInterval.isZero()) {
             throw new ConfigException("synckit.websocket.heartbeat-interval-ms (WS_HEARTBEAT_INTERVAL) must be above 0");
@@ -252,7 +266,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + (auth.jwtAudience.isEmpty() ? "" : " jwtAudience=" + auth.jwtAudience)
                 + " maxConnections=" + limits.maxConnections + " maxConnectionsPerIp=" + limits.maxConnectionsPerIp
                 + " maxMessagesPerMinute=" + limits.maxMessagesPerMinute + " maxMessageBytes=" + limits.maxMessageBytes
-                + " outboundQueueBytes=" + limits.outboundQueueBytes + " trustForwardedFor=" + limits.trustForwardedFor
+                + " outboundQueueBytes=" + limits.outboundQueueBytes + " outboundTotalBytes=" + limits.outboundTotalBytes
+                + " maxDocumentBytes=" + limits.maxDocumentBytes + " trustForwardedFor=" + limits.trustForwardedFor
                 + (limits.trustForwardedFor ? " trustedProxies=" + limits.trustedProxies : "")
                 + " heartbeat=" + websocket.heartbeatInterval.toMillis() + "ms"
                 + " batchDelay=" + sync.batchDelay.toMillis() + "ms"
@@ -281,6 +296,15 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         String raw = string(c, key);
         try {
             return Integer.parseInt(raw);
+        } catch (NumberFormatException e) {
+            throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; it must be a whole number");
+        }
+    }
+
+    private static long longInteger(Config c, String key) {
+        String raw = string(c, key);
+        try {
+            return Long.parseLong(raw);
         } catch (NumberFormatException e) {
             throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; it must be a whole number");
         }

@@ -1,6 +1,7 @@
 package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.storage.TextState;
@@ -33,7 +34,9 @@ final class Document {
     final Set<Peer> subscribers = ConcurrentHashMap.newKeySet();
 
     // Guarded by lock.
-    Map<String, JsonNode> fields;
+    Map<String, JsonNode> fields; // mutate through put/remove, which keep bytes
+    /** Field names plus JSON values plus text state, in characters: what max-document-bytes bounds. */
+    long bytes;
     Map<String, Long> clock; // immutable, replaced on every write
     long seq;
     TextState text;
@@ -79,11 +82,51 @@ final class Document {
         this.clock = Map.copyOf(stored.clock());
         this.seq = stored.seq();
         this.text = stored.text();
+        this.bytes = textBytes(text);
+        fields.forEach((k, v) -> bytes += size(k, v));
         this.lastModified = stored.updatedAt();
         if (inFlight.isEmpty()) {
             catchUpTip();
         }
         return changed;
+    }
+
+    void put(String field, JsonNode value) {
+        JsonNode old = fields.put(field, value);
+        bytes += size(field, value) - (old == null ? 0 : size(field, old));
+    }
+
+    void remove(String field) {
+        JsonNode old = fields.remove(field);
+        if (old != null) {
+            bytes -= size(field, old);
+        }
+    }
+
+    void text(TextState text) {
+        bytes += textBytes(text) - textBytes(this.text);
+        this.text = text;
+    }
+
+    /**
+     * The size after applying changes and, if not null, a new text state, measured on the committed state:
+     * writes still in flight are not counted, so a pipeline of writes may overshoot the cap by what it holds.
+     */
+    long bytesAfter(java.util.List<FieldChange> changes, TextState newText) {
+        long after = bytes + (newText == null ? 0 : textBytes(newText) - textBytes(text));
+        for (FieldChange c : changes) {
+            JsonNode old = fields.get(c.field());
+            after += (c.isDelete() ? 0 : size(c.field(), c.value())) - (old == null ? 0 : size(c.field(), old));
+        }
+        return after;
+    }
+
+    static long size(String field, JsonNode value) {
+        return field.length() + (value.isTextual() ? value.textValue().length() + 2 : value.toString().length());
+    }
+
+    private static long textBytes(TextState text) {
+        return text == null ? 0 : text.state().length();
     }
 
     /**

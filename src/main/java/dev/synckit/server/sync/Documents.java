@@ -8,6 +8,7 @@ import dev.synckit.server.protocol.Message;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
+import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.storage.CommitResult;
 import dev.synckit.server.storage.DocumentWrite;
@@ -47,6 +48,7 @@ public final class Documents {
     private final StorageAdapter storage;
     private final FanOut fanOut;
     private final int maxCached;
+    private final long maxDocumentBytes;
     private final long flushHandOffNanos;
     private final ConcurrentHashMap<String, Document> cache = new ConcurrentHashMap<>();
     /** Writes waiting for storage, server-wide; bounds memory when the database is slower than the clients. */
@@ -58,7 +60,9 @@ public final class Documents {
     private final ConcurrentHashMap<String, Long> stale = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay) {
+    /** @param maxDocumentBytes writes that would grow a document past this are refused ({@code DOCUMENT_TOO_LARGE}) */
+    public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay, long maxDocumentBytes) {
+        this.maxDocumentBytes = maxDocumentBytes;
         this.storage = storage;
         this.fanOut = fanOut;
         this.maxCached = maxCached;
@@ -173,15 +177,15 @@ public final class Documents {
             } else {
                 remote.fields().forEach((field, value) -> {
                     if (Message.isTombstone(value)) {
-                        doc.fields.remove(field);
+                        doc.remove(field);
                     } else {
-                        doc.fields.put(field, value);
+                        doc.put(field, value);
                     }
                 });
                 doc.clock = Map.copyOf(remote.clock());
                 doc.seq = remote.lastSeq();
                 if (remote.text() != null) {
-                    doc.text = remote.text();
+                    doc.text(remote.text());
                 }
                 doc.lastModified = System.currentTimeMillis();
                 remote.fields().forEach((field, value) -> doc.queue(field, new Document.PendingField(value, doc.clock)));
@@ -310,13 +314,16 @@ public final class Documents {
                 }
                 if (changes.isEmpty() && textOps.isEmpty()) {
                     // Only ops without server semantics (counters, sets): nothing to store, but the client
-                    // still learns that the message was received, after every write before it (acks keep
-                    // the order of the messages, so it joins the in-flight line as already settled).
-                    PendingWrite nothing = new PendingWrite(writer, ackId, List.of(), settled);
-                    nothing.complete(CommitResult.DUPLICATE, null);
-                    doc.inFlight.add(nothing);
+                    // still learns that the message was received, after every write before it.
+                    settleInOrder(doc, writer, ackId, settled, CommitResult.DUPLICATE, null);
                     submitted[0] = true;
-                    settle(doc);
+                    return null;
+                }
+                long size = doc.bytesAfter(changes, nextText(null, textOps));
+                if (size > maxDocumentBytes && size > doc.bytes) { // a write that shrinks it is always allowed
+                    settleInOrder(doc, writer, ackId, settled, null, new ProtocolException("Document too large: this write"
+                            + " would make " + documentId + " " + size + " bytes, max " + maxDocumentBytes, "DOCUMENT_TOO_LARGE"));
+                    submitted[0] = true;
                     return null;
                 }
                 StorageAdapter.Rebase compute = base -> {
@@ -365,6 +372,18 @@ public final class Documents {
         if (written != null) {
             flush(written);
         }
+    }
+
+    /**
+     * Under the document lock: a write decided without storage (nothing to store, or refused) joins the
+     * in-flight line already settled, so its ack or error still follows the answers to the writes before it.
+     */
+    private void settleInOrder(Document doc, Peer writer, String ackId, Consumer<Exception> settled,
+                               CommitResult result, Exception error) {
+        PendingWrite decided = new PendingWrite(writer, ackId, List.of(), settled);
+        decided.complete(result, error);
+        doc.inFlight.add(decided);
+        settle(doc);
     }
 
     private void settleLocked(Document doc) {
@@ -436,14 +455,14 @@ public final class Documents {
         doc.clock = write.clock();
         doc.seq = write.lastSeq();
         if (write.text() != null) {
-            doc.text = write.text();
+            doc.text(write.text());
         }
         doc.lastModified = write.timestamp();
         for (StoredDelta d : write.deltas()) {
             if (d.isDelete()) {
-                doc.fields.remove(d.field());
+                doc.remove(d.field());
             } else {
-                doc.fields.put(d.field(), d.value());
+                doc.put(d.field(), d.value());
             }
             doc.queue(d.field(), new Document.PendingField(d.isDelete() ? Message.TOMBSTONE : d.value(), doc.clock));
         }

@@ -2,7 +2,6 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.storage.CommitResult;
-import dev.synckit.server.storage.StorageException;
 
 import java.util.List;
 import java.util.function.Consumer;
@@ -18,7 +17,7 @@ final class PendingWrite {
     final List<ObjectNode> textOps;
     final Consumer<Exception> settled;
     private CommitResult result;
-    private StorageException error;
+    private Exception error;
     private volatile boolean done;
 
     PendingWrite(Peer writer, String ackId, List<ObjectNode> textOps, Consumer<Exception> settled) {
@@ -28,7 +27,7 @@ final class PendingWrite {
         this.settled = settled;
     }
 
-    void complete(CommitResult result, StorageException error) {
+    void complete(CommitResult result, Exception error) {
         this.result = result;
         this.error = error;
         this.done = true;
@@ -42,7 +41,7 @@ final class PendingWrite {
         return result;
     }
 
-    StorageException error() {
+    Exception error() {
         return error;
     }
 }

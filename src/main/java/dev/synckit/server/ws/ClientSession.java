@@ -394,6 +394,10 @@ final class ClientSession implements WsListener {
             try {
                 if (e == null) {
                     Meters.ackLatency(System.nanoTime() - received);
+                } else if (e instanceof ProtocolException refused) {
+                    LOG.info(() -> writer.id() + " (" + writer.ip() + "): write to " + documentId + " refused: " + refused.getMessage());
+                    writer.send(Outbound.error(refused.getMessage(),
+                            Json.object().put("code", refused.code()).put("documentId", documentId)));
                 } else {
                     LOG.log(Level.WARNING, writer.id() + ": write to " + documentId + " failed, not acknowledged", e);
                     writer.send(Outbound.error(failure, "documentId", documentId));

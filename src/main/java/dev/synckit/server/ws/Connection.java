@@ -26,7 +26,8 @@ final class Connection implements Peer {
 
     /** What the writer thread sends next. */
     private sealed interface Item {
-        record Message(Outbound message, int bytes) implements Item {}
+        /** {@code reply}: a {@code sync_response} the client asked for, bounded apart from broadcasts. */
+        record Message(Outbound message, int bytes, boolean reply) implements Item {}
 
         record Ping() implements Item {}
 
@@ -39,6 +40,8 @@ final class Connection implements Peer {
     private final long queueLimitBytes;
     private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
     private final AtomicLong queuedBytes = new AtomicLong();
+    private final AtomicLong replyBytes = new AtomicLong();
+    private final OutboundBudget budget;
     private final AtomicBoolean closing = new AtomicBoolean();
     private final Set<String> documents = ConcurrentHashMap.newKeySet();
     private volatile Framing framing = Framing.BINARY;
@@ -46,7 +49,8 @@ final class Connection implements Peer {
     private volatile boolean open = true;
     private volatile String userId;
 
-    Connection(String id, String ip, WsSession session, long queueLimitBytes) {
+    Connection(String id, String ip, WsSession session, long queueLimitBytes, OutboundBudget budget) {
+        this.budget = budget;
         this.id = id;
         this.ip = ip;
         this.session = session;
@@ -82,8 +86,13 @@ final class Connection implements Peer {
             return;
         }
         int bytes = message.size(framing);
-        if (queuedBytes.addAndGet(bytes) > queueLimitBytes) {
-            queuedBytes.addAndGet(-bytes);
+        // A document's state may be larger than the queue bound; it must still be sendable, or a large
+        // document could never be opened. Replies are bounded apart: one at a time whatever its size.
+        boolean reply = message.type() == dev.synckit.server.protocol.MessageType.SYNC_RESPONSE;
+        AtomicLong counter = reply ? replyBytes : queuedBytes;
+        long before = counter.getAndAdd(bytes);
+        if (before + bytes > queueLimitBytes && (!reply || before > 0)) {
+            counter.addAndGet(-bytes);
             LOG.warning(() -> id + " (" + ip + ") fell " + queueLimitBytes + " bytes behind; closing it");
             closeDroppingQueue(1008, "Client too slow");
             return;
@@ -91,7 +100,38 @@ final class Connection implements Peer {
         if (message.type() == dev.synckit.server.protocol.MessageType.ERROR) {
             dev.synckit.server.health.Meters.error(message.body().path("details").path("code").asText(null));
         }
-        queue.add(new Item.Message(message, bytes));
+        queue.add(new Item.Message(message, bytes, reply));
+        budget.add(bytes);
+        if (!open) {
+            dropQueued(); // closed while we queued: nobody else will take it out of the accounting
+        }
+    }
+
+    /** Bytes waiting in this connection's queue (what the global budget sheds by). */
+    long queuedBytes() {
+        return queuedBytes.get() + replyBytes.get();
+    }
+
+    /** Closed by the global outbound budget: furthest behind of all connections. */
+    void shed() {
+        LOG.warning(() -> id + " (" + ip + ") had " + queuedBytes() + " bytes queued when the server's outbound"
+                + " budget ran out; closing it");
+        closeDroppingQueue(1008, "Client too slow");
+    }
+
+    /** Takes an item out of the queue's accounting (exactly once per item: by the writer or by a drop). */
+    private void dequeued(Item item) {
+        if (item instanceof Item.Message m) {
+            (m.reply() ? replyBytes : queuedBytes).addAndGet(-m.bytes());
+            budget.add(-m.bytes());
+        }
+    }
+
+    private void dropQueued() {
+        Item item;
+        while ((item = queue.poll()) != null) {
+            dequeued(item);
+        }
     }
 
     void ping() {
@@ -118,8 +158,7 @@ final class Connection implements Peer {
             return;
         }
         if (dropQueued) {
-            queue.clear();
-            queuedBytes.set(0);
+            dropQueued();
         }
         queue.add(new Item.Close(code, reason));
         Thread.ofVirtual().start(() -> {
@@ -166,7 +205,7 @@ final class Connection implements Peer {
     void closed() {
         open = false;
         closing.set(true);
-        queue.clear();
+        dropQueued();
         queue.add(new Item.Close(0, null));
     }
 
@@ -206,7 +245,7 @@ final class Connection implements Peer {
                 Item item = queue.take();
                 switch (item) {
                     case Item.Message m -> {
-                        queuedBytes.addAndGet(-m.bytes());
+                        dequeued(m);
                         dev.synckit.server.health.Meters.messageOut(m.message().type().wireName());
                         if (framing == Framing.BINARY) {
                             session.send(BufferData.create(m.message().binary()), true);

@@ -32,6 +32,7 @@ public final class Gateway implements AutoCloseable {
     private final Documents documents;
     private final Awareness awareness;
     private final Admission admission;
+    private final OutboundBudget outboundBudget;
     private final Set<Connection> live = ConcurrentHashMap.newKeySet();
     private final AtomicLong connectionCounter = new AtomicLong();
     private final ScheduledExecutorService timers;
@@ -54,6 +55,7 @@ public final class Gateway implements AutoCloseable {
         this.documents = documents;
         this.awareness = awareness;
         this.admission = new Admission(settings.limits().maxConnections(), settings.limits().maxConnectionsPerIp());
+        this.outboundBudget = new OutboundBudget(settings.limits().outboundBudget(), () -> live);
         // Timer tasks only enqueue or flip flags, so one platform thread is plenty.
         this.timers = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "synckit-timers");
@@ -100,7 +102,7 @@ public final class Gateway implements AutoCloseable {
             return Optional.empty();
         }
         Connection c = new Connection("conn-" + connectionCounter.incrementAndGet(), ip, session,
-                settings.limits().outboundQueueBytes());
+                settings.limits().outboundQueueBytes(), outboundBudget);
         live.add(c);
         dev.synckit.server.health.Meters.connectionOpened();
         return Optional.of(c);

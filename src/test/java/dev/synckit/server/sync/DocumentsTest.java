@@ -147,7 +147,7 @@ class DocumentsTest {
     @Test
     void failedCommitLeavesNoTraceAndSendsNoAck() throws Exception {
         FlakyStorage storage = new FlakyStorage();
-        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer writer = new RecordingPeer("conn-1");
         documents.write(writer, true, "d", set("title", "kept"), Map.of(), List.of(), null, "m1", NO_FAILURE);
         assertEquals(List.of("ack", "delta"), writer.types());
@@ -169,7 +169,7 @@ class DocumentsTest {
 
     @Test
     void lastAppliedWriteWinsAndDeletesRemoveTheField() throws Exception {
-        Documents documents = new Documents(new MemoryStorage(100), new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents documents = new Documents(new MemoryStorage(100), new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer a = new RecordingPeer("conn-1");
         RecordingPeer b = new RecordingPeer("conn-2");
         documents.write(a, true, "d", set("f", "from-a"), Map.of("client-z", 100L), List.of(), null, "1", NO_FAILURE);
@@ -194,7 +194,7 @@ class DocumentsTest {
     @Test
     void idleDocumentsBeyondTheLimitAreEvictedButNotLost() throws Exception {
         MemoryStorage storage = new MemoryStorage(100);
-        Documents documents = new Documents(storage, new LocalFanOut(), 2, Duration.ofMillis(50));
+        Documents documents = new Documents(storage, new LocalFanOut(), 2, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer writer = new RecordingPeer("conn-1");
         for (int i = 0; i < 5; i++) {
             documents.write(writer, true, "d" + i, set("v", i), Map.of(), List.of(), null, null, NO_FAILURE);
@@ -210,7 +210,7 @@ class DocumentsTest {
     @Test
     void aRetriedMessageIsAcknowledgedAgainButAppliedOnce() throws Exception {
         MemoryStorage storage = new MemoryStorage(100);
-        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer writer = new RecordingPeer("conn-1");
         documents.write(writer, true, "d", set("n", 1), Map.of(), List.of(), "client-a", "msg-1", NO_FAILURE);
         documents.write(writer, true, "d", set("n", 2), Map.of(), List.of(), "client-a", "msg-1", NO_FAILURE);
@@ -225,8 +225,8 @@ class DocumentsTest {
     @Test
     void twoInstancesOnOneStoreStayConsistent() throws Exception {
         MemoryStorage shared = new MemoryStorage(100);
-        Documents a = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50));
-        Documents b = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents a = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
+        Documents b = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer onA = new RecordingPeer("conn-1");
         RecordingPeer onB = new RecordingPeer("conn-1");
         for (int i = 0; i < 10; i++) {
@@ -278,7 +278,7 @@ class DocumentsTest {
     @Test
     void writesFollowEachOtherIntoStorageAndSettleInOrderOnlyOnceCommitted() throws Exception {
         GatedStorage storage = new GatedStorage();
-        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50));
+        Documents documents = new Documents(storage, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
         RecordingPeer writer = new RecordingPeer("conn-1");
         List<Exception> failures = new CopyOnWriteArrayList<>();
         for (int i = 1; i <= 5; i++) {

@@ -286,6 +286,7 @@ class LimitsTest {
     void slowConsumerIsDisconnectedWhileTheWriterKeepsGettingAcks() {
         try (TestServer s = TestServer.start(Map.of("synckit.limits.max-message-bytes", "65536",
                 "synckit.limits.outbound-queue-bytes", "65536",
+                "synckit.limits.max-document-bytes", String.valueOf(64 << 20), // it writes up to 32 MB of fields
                 "synckit.limits.max-messages-per-minute", "100000"))) {
             waitForConnections(s, 0);
             String id = doc("slow");
