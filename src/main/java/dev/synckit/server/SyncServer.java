@@ -143,9 +143,9 @@ public final class SyncServer implements AutoCloseable {
         if (every > 0) {
             cleanup.scheduleWithFixedDelay(() -> {
                 try {
-                    StorageAdapter.Cleanup removed = storage.cleanup(settings.deltaRetention(),
-                            settings.keepDeltasPerDocument(), settings.sessionRetention());
-                    LOG.info(() -> "cleanup removed " + removed.deltas() + " deltas, " + removed.appliedMessages()
+                    StorageAdapter.Cleanup removed = storage.cleanup(settings.deltaRetention(), settings.sessionRetention());
+                    LOG.info(() -> removed.skipped() ? "cleanup skipped: another instance is cleaning up"
+                            : "cleanup removed " + removed.deltas() + " deltas, " + removed.appliedMessages()
                             + " applied message ids, " + removed.sessions() + " sessions");
                 } catch (StorageException | RuntimeException e) {
                     LOG.warning("cleanup failed (will retry next interval): " + e.getMessage());

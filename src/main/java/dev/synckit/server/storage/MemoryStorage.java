@@ -119,8 +119,8 @@ public final class MemoryStorage implements StorageAdapter {
 
     /** Memory is already bounded per document (the newest deltas and message ids); nothing ages out. */
     @Override
-    public Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention) {
-        return new Cleanup(0, 0, 0);
+    public Cleanup cleanup(java.time.Duration deltaRetention, java.time.Duration sessionRetention) {
+        return new Cleanup(0, 0, 0, false);
     }
 
     @Override

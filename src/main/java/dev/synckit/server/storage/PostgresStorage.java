@@ -48,9 +48,12 @@ public final class PostgresStorage implements StorageAdapter {
     private final GroupCommit groupCommit;
     private final LongAdder transactions = new LongAdder();
     private final String schemaVersion;
+    private final int cleanupBatch;
 
-    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion) {
+    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion,
+                            int cleanupBatch) {
         this.schemaVersion = schemaVersion;
+        this.cleanupBatch = cleanupBatch;
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
@@ -85,22 +88,52 @@ public final class PostgresStorage implements StorageAdapter {
      */
     public static PostgresStorage open(Settings.Storage settings) throws StorageException {
         DatabaseUrl url = DatabaseUrl.parse(settings.url(), settings.user(), settings.password());
-        HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout());
+        if (settings.migrateOnStart()) {
+            // A pool of its own without the session timeouts: a migration may rightly run longer than a write.
+            try (HikariDataSource migrating = dataSource(url, 2, settings.connectTimeout())) {
+                Migrations.migrate(migrating, url);
+            }
+        }
+        HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout(),
+                new Timeouts(settings.socketTimeout(), settings.lockTimeout()));
         try {
-            if (settings.migrateOnStart()) {
-                Migrations.migrate(ds, url);
-            } else {
+            if (!settings.migrateOnStart()) {
                 Migrations.requireCurrent(ds, url);
             }
             return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters(),
-                    Migrations.latestVersion(ds));
+                    Migrations.latestVersion(ds), settings.cleanupBatchSize());
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
         }
     }
 
+    /**
+     * How long a session may wait. {@code statement} is enforced by the server (statement_timeout, and
+     * idle_in_transaction_session_timeout so that a stuck instance's open transaction and its row locks go)
+     * and, for a server that stopped answering, by the client's socket read timeout, which pgjdbc takes in
+     * whole seconds: rounded up plus one, so that a live server's cancel arrives first and the connection
+     * survives. {@code lock} bounds the wait for a row another session holds (lock_timeout).
+     */
+    public record Timeouts(Duration statement, Duration lock) {
+        String initSql() {
+            return "SELECT set_config('statement_timeout', '" + statement.toMillis() + "ms', false),"
+                    + " set_config('idle_in_transaction_session_timeout', '" + statement.toMillis() + "ms', false),"
+                    + " set_config('lock_timeout', '" + lock.toMillis() + "ms', false)";
+        }
+
+        long socketSeconds() {
+            return (statement.toMillis() + 999) / 1000 + 1;
+        }
+    }
+
+    /** A pool for migrations and tools: bounded connects and reads, but no statement or lock timeout. */
     public static HikariDataSource dataSource(DatabaseUrl url, int poolSize, Duration connectTimeout) throws StorageException {
+        return dataSource(url, poolSize, connectTimeout, null);
+    }
+
+    public static HikariDataSource dataSource(DatabaseUrl url, int poolSize, Duration connectTimeout, Timeouts timeouts)
+            throws StorageException {
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(url.jdbcUrl());
         config.setUsername(url.user());
@@ -112,8 +145,14 @@ public final class PostgresStorage implements StorageAdapter {
         // A dead server must turn into an error for the writer, not a hang: bound connect and socket reads.
         long seconds = Math.max(1, connectTimeout.toSeconds());
         config.addDataSourceProperty("connectTimeout", String.valueOf(seconds));
-        config.addDataSourceProperty("socketTimeout", String.valueOf(Math.max(10, seconds * 2)));
+        config.addDataSourceProperty("socketTimeout",
+                String.valueOf(timeouts == null ? Math.max(10, seconds * 2) : timeouts.socketSeconds()));
         config.addDataSourceProperty("tcpKeepAlive", "true");
+        if (timeouts != null) {
+            config.setConnectionInitSql(timeouts.initSql());
+            // Checking a pooled connection is a call like any other (Hikari's default allows 5 s).
+            config.setValidationTimeout(Math.max(250, timeouts.statement().toMillis()));
+        }
         try {
             return new HikariDataSource(config);
         } catch (RuntimeException e) {
@@ -376,6 +415,48 @@ public final class PostgresStorage implements StorageAdapter {
                 id, rows.toString());
     }
 
+    /** Why a write transaction failed, which decides what is retried. */
+    private enum FailureKind {
+        /** The connection broke or timed out: the database is not answering. */
+        CONNECTION,
+        /** A statement on one document ran out of lock_timeout or statement_timeout: that row is held elsewhere. */
+        DOCUMENT_BUSY,
+        /** Anything else, e.g. one write's data the database refused. */
+        OTHER;
+
+        static FailureKind of(Throwable e, boolean inDocument) {
+            for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+                if (t instanceof SQLException sql && sql.getSQLState() != null) {
+                    String state = sql.getSQLState();
+                    if (state.startsWith("08")) {
+                        return CONNECTION;
+                    }
+                    // 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout).
+                    if (inDocument && (state.equals("55P03") || state.equals("57014"))) {
+                        return DOCUMENT_BUSY;
+                    }
+                }
+                if (t instanceof java.net.SocketTimeoutException) {
+                    return CONNECTION;
+                }
+            }
+            return OTHER;
+        }
+    }
+
+    private static final class BatchFailure extends Exception {
+        final FailureKind kind;
+        final String documentId;
+        final StorageException error;
+
+        BatchFailure(FailureKind kind, String documentId, StorageException error) {
+            super(error.getMessage(), null, false, false);
+            this.kind = kind;
+            this.documentId = documentId;
+            this.error = error;
+        }
+    }
+
     /**
      * Group commit: writes share transactions. Each document belongs to one committer (by hash), whose
      * queue keeps its writes in submission order, so several writes to one document can be in flight and
@@ -436,15 +517,33 @@ public final class PostgresStorage implements StorageAdapter {
 
         private void commitBatch(List<Pending> batch) {
             Map<Pending, CommitResult> results = new LinkedHashMap<>();
+            BatchFailure failure;
             try {
                 inTransaction(batch, results);
                 results.forEach((p, r) -> p.finish(r, null));
                 return;
-            } catch (StorageException e) {
-                if (batch.size() == 1) {
-                    batch.getFirst().finish(null, e);
-                    return;
+            } catch (BatchFailure e) {
+                failure = e;
+            }
+            if (batch.size() == 1 || failure.kind == FailureKind.CONNECTION) {
+                // The database stopped answering: retrying each write would make each wait out the timeout again.
+                batch.forEach(p -> p.finish(null, failure.error));
+                return;
+            }
+            if (failure.kind == FailureKind.DOCUMENT_BUSY) {
+                // Its row is held elsewhere; its other writes would wait for the same lock. The rest go on together.
+                List<Pending> rest = new ArrayList<>();
+                for (Pending p : batch) {
+                    if (p.documentId().equals(failure.documentId)) {
+                        p.finish(null, failure.error);
+                    } else {
+                        rest.add(p);
+                    }
                 }
+                if (!rest.isEmpty()) {
+                    commitBatch(rest);
+                }
+                return;
             }
             // Nothing of that transaction is stored. Retry one write per transaction, in order, so that only
             // a write that fails on its own is reported as failed.
@@ -453,20 +552,21 @@ public final class PostgresStorage implements StorageAdapter {
                 try {
                     inTransaction(List.of(p), results);
                     p.finish(results.get(p), null);
-                } catch (StorageException e) {
-                    p.finish(null, e);
+                } catch (BatchFailure e) {
+                    p.finish(null, e.error);
                 }
             }
         }
 
         /** Applies the batch (sorted by document) in one transaction and commits it, or throws having stored nothing. */
-        private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws StorageException {
+        private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws BatchFailure {
             DbTransaction tx;
             try {
                 tx = db.transaction();
             } catch (RuntimeException e) {
-                throw failure("begin a write to " + batch.getFirst().documentId(), e);
+                throw new BatchFailure(FailureKind.CONNECTION, null, failure("begin a write to " + batch.getFirst().documentId(), e));
             }
+            String current = null;
             try {
                 int from = 0;
                 while (from < batch.size()) {
@@ -474,9 +574,11 @@ public final class PostgresStorage implements StorageAdapter {
                     while (to < batch.size() && batch.get(to).documentId().equals(batch.get(from).documentId())) {
                         to++;
                     }
+                    current = batch.get(from).documentId();
                     results.putAll(applyRun(tx, batch.subList(from, to)));
                     from = to;
                 }
+                current = null;
                 tx.commit();
                 transactions.increment();
                 dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
@@ -487,8 +589,10 @@ public final class PostgresStorage implements StorageAdapter {
                     e.addSuppressed(suppressed);
                 }
                 results.clear();
-                throw failure("commit a write to " + batch.getFirst().documentId()
-                        + (batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e);
+                FailureKind kind = FailureKind.of(e, current != null);
+                String doc = kind == FailureKind.DOCUMENT_BUSY ? current : batch.getFirst().documentId();
+                throw new BatchFailure(kind, doc, failure("commit a write to " + doc
+                        + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
             }
         }
 
@@ -567,26 +671,10 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     @Override
-    public Cleanup cleanup(Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention)
-            throws StorageException {
+    public Cleanup cleanup(Duration deltaRetention, Duration sessionRetention) throws StorageException {
         try {
-            long deltas = 0;
-            long messages = 0;
-            long sessions = 0;
-            if (!deltaRetention.isZero()) {
-                // Never the newest keepDeltasPerDocument of a document: a lagging instance catches up from them.
-                deltas = db.execute().delete("DELETE FROM deltas d USING documents doc WHERE d.document_id = doc.id"
-                                + " AND d.timestamp < NOW() - make_interval(secs => ?) AND (d.seq IS NULL OR d.seq <= doc.seq - ?)",
-                        deltaRetention.toSeconds(), keepDeltasPerDocument);
-                messages = db.execute().delete("DELETE FROM synckit_applied_messages WHERE applied_at < NOW() - make_interval(secs => ?)",
-                        deltaRetention.toSeconds());
-            }
-            if (!sessionRetention.isZero()) {
-                sessions = db.execute().delete("DELETE FROM sessions WHERE last_seen < NOW() - make_interval(secs => ?)",
-                        sessionRetention.toSeconds());
-            }
-            return new Cleanup(deltas, messages, sessions);
-        } catch (RuntimeException e) {
+            return RetentionSweep.run(dataSource, cleanupBatch, deltaRetention, sessionRetention);
+        } catch (SQLException | RuntimeException e) {
             throw failure("clean up old rows", e);
         }
     }

@@ -65,16 +65,15 @@ public interface StorageAdapter extends AutoCloseable {
     /** Removes a document with its clock and deltas; true if it existed. */
     boolean delete(String documentId) throws StorageException;
 
-    /** Rows removed by {@link #cleanup}. */
-    record Cleanup(long deltas, long appliedMessages, long sessions) {}
+    /** Rows removed by {@link #cleanup}; {@code skipped} if another instance was cleaning up, so this one did not. */
+    record Cleanup(long deltas, long appliedMessages, long sessions, boolean skipped) {}
 
     /**
-     * Deletes deltas and applied message ids older than {@code deltaRetention} (but never a document's
-     * newest {@code keepDeltasPerDocument} deltas, which lagging instances catch up from) and sessions
-     * not seen for {@code sessionRetention}. A zero duration skips that part.
+     * Deletes deltas and applied message ids older than {@code deltaRetention} and sessions not seen for
+     * {@code sessionRetention}. A zero duration skips that part. Instances sharing a store take turns: a
+     * call while another instance cleans up returns at once, {@code skipped}.
      */
-    Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention)
-            throws StorageException;
+    Cleanup cleanup(java.time.Duration deltaRetention, java.time.Duration sessionRetention) throws StorageException;
 
     /** Empty if the store can make writes durable right now, else what is wrong; never throws. */
     default Optional<String> probe() {

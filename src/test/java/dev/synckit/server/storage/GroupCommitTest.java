@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GroupCommitTest {
     static Settings.Storage settings(String url, int maxBatch) {
         return new Settings.Storage("postgres", url, "", "", 8, Duration.ofSeconds(5), true, maxBatch, 4,
-                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), Duration.ofSeconds(2), 1000);
     }
 
     private static DocumentWrite write(String doc, long baseSeq, String field, Object value) {

@@ -36,7 +36,8 @@ class MigrationTest {
 
     private static Settings.Storage settings(String url, boolean migrate) {
         return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(5), migrate, 1, 1, Duration.ZERO,
-                Duration.ofDays(30), 1000, Duration.ofHours(24));
+                Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), Duration.ofSeconds(2), 1000);
     }
 
     private static HikariDataSource dataSource(TestDatabase db) throws StorageException {
@@ -378,7 +379,8 @@ class MigrationTest {
     void unreachableDatabaseFailsFastAndSaysWhere() {
         String url = "jdbc:postgresql://127.0.0.1:1/x?password=hunter2-secret";
         Settings.Storage s = new Settings.Storage("postgres", url, "someone", "other-secret", 2, Duration.ofSeconds(1),
-                true, 1, 1, Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+                true, 1, 1, Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), Duration.ofSeconds(2), 1000);
         long start = System.nanoTime();
         StorageException e = assertThrows(StorageException.class, () -> PostgresStorage.open(s));
         long millis = (System.nanoTime() - start) / 1_000_000;

@@ -44,8 +44,13 @@ class StorageContractTest {
 
     /** {@code maxBatch} 1 commits each write alone; above 1 writes share transactions (group commit). */
     static Settings.Storage postgresSettings(String url, int maxBatch, int committers) {
+        return postgresSettings(url, maxBatch, committers, Duration.ofSeconds(2), 1000);
+    }
+
+    static Settings.Storage postgresSettings(String url, int maxBatch, int committers, Duration lockTimeout, int cleanupBatch) {
         return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(5), true, maxBatch, committers,
-                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), lockTimeout, cleanupBatch);
     }
 
     static JsonNode json(String text) {
@@ -556,12 +561,12 @@ class StorageContractTest {
         @Test
         void cleanupReturnsCounts() throws Exception {
             setNext("doc-cl", "a", json("1"), now());
-            StorageAdapter.Cleanup c = store.cleanup(Duration.ofDays(30), 1000, Duration.ofHours(24));
+            StorageAdapter.Cleanup c = store.cleanup(Duration.ofDays(30), Duration.ofHours(24));
             assertNotNull(c);
             assertTrue(c.deltas() >= 0 && c.appliedMessages() >= 0 && c.sessions() >= 0, c.toString());
             // Nothing recent is removed.
             assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
-            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ZERO, 0, Duration.ZERO));
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), store.cleanup(Duration.ZERO, Duration.ZERO));
             assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
         }
     }
@@ -618,45 +623,76 @@ class StorageContractTest {
         }
 
         @Test
-        void cleanupRemovesOldRowsButKeepsTheNewestDeltasOfEachDocument() throws Exception {
+        void cleanupRemovesOldRowsInBatchesUntilNoneAreLeft() throws Exception {
             long ts = now();
-            // doc-old: 5 deltas, all made 40 days old below; 2 are kept.
-            commit(write("doc-old", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
-                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "old-1"));
-            commit(write("doc-old", 3, List.of(set(4, "a", json("4"), ts), set(5, "b", json("0"), ts)),
-                    Map.of("c", 5L), ts, "c1", "old-2"));
-            // doc-few: 2 old deltas, fewer than the number kept: both stay.
-            commit(write("doc-few", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts)),
-                    Map.of("c", 2L), ts));
-            // doc-new: recent deltas stay whatever their number.
-            commit(write("doc-new", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
-                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "new-1"));
-            // A row as the TS server writes it (no seq), old: removed by age alone.
+            setNext("doc-old", "a", json("1"), ts);
+            setNext("doc-new", "a", json("1"), ts);
+            // More old rows of each kind than one batch (3) holds, as the TS server and old versions wrote them.
             sql("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, timestamp)"
-                    + " VALUES ('doc-old', 'ts-client', 'set', 'a', NULL, 1, NOW() - INTERVAL '40 days')");
-            sql("UPDATE deltas SET timestamp = NOW() - INTERVAL '40 days' WHERE document_id IN ('doc-old', 'doc-few')");
-            sql("UPDATE synckit_applied_messages SET applied_at = NOW() - INTERVAL '40 days' WHERE message_id = 'old-1'");
-            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-old', 'u', NOW() - INTERVAL '2 days'),"
-                    + " ('s-new', 'u', NOW())");
+                    + " SELECT 'doc-old', 'ts-client', 'set', 'a', NULL, n, NOW() - INTERVAL '40 days' FROM generate_series(1, 10) n");
+            sql("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq, applied_at)"
+                    + " SELECT 'doc-old', 'c', 'old-' || n, n, NOW() - INTERVAL '40 days' FROM generate_series(1, 7) n");
+            sql("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq) VALUES ('doc-new', 'c', 'new-1', 1)");
+            sql("INSERT INTO sessions (id, user_id, last_seen) SELECT 's-old-' || n, 'u', NOW() - INTERVAL '2 days'"
+                    + " FROM generate_series(1, 6) n");
+            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-new', 'u', NOW())");
+            long recentDeltas = count("SELECT COUNT(*) FROM deltas WHERE timestamp > NOW() - INTERVAL '1 day'");
 
-            StorageAdapter.Cleanup removed = store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24));
-            assertEquals(new StorageAdapter.Cleanup(4, 1, 1), removed);
+            try (PostgresStorage small = PostgresStorage.open(postgresSettings(db.url(), 1, 1, Duration.ofSeconds(2), 3))) {
+                assertEquals(new StorageAdapter.Cleanup(10, 7, 6, false), small.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+                assertEquals(recentDeltas, count("SELECT COUNT(*) FROM deltas"));
+                assertEquals(1, count("SELECT COUNT(*) FROM synckit_applied_messages"));
+                assertEquals(1, count("SELECT COUNT(*) FROM sessions"));
+                // Documents themselves are untouched.
+                assertEquals(Map.of("a", json("1")), small.load("doc-old").orElseThrow().fields());
+                // Again: nothing left to remove.
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), small.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            }
+        }
 
-            assertEquals(List.of(4L, 5L), store.deltasSince("doc-old", 0, 100).stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of(1L, 2L), store.deltasSince("doc-few", 0, 100).stream().map(StoredDelta::seq).toList());
-            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
-            assertEquals(0, count("SELECT COUNT(*) FROM deltas WHERE seq IS NULL"));
-            assertEquals(1, count("SELECT COUNT(*) FROM sessions"));
-            assertEquals(2, count("SELECT COUNT(*) FROM synckit_applied_messages"));
-            // Documents themselves are untouched.
-            assertEquals(Map.of("a", json("4"), "b", json("0")), store.load("doc-old").orElseThrow().fields());
+        @Test
+        void cleanupRunsOnOneInstanceAtATime() throws Exception {
+            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-old', 'u', NOW() - INTERVAL '2 days')");
+            // Another instance in the middle of its cleanup holds the lock in its session.
+            try (Connection other = db.connect(); Statement st = other.createStatement()) {
+                st.execute("SELECT pg_advisory_lock(" + RetentionSweep.CLEANUP_LOCK + ")");
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 0, true), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+                assertEquals(1, count("SELECT COUNT(*) FROM sessions"), "a skipped round deletes nothing");
+            }
+            // Its session ended: the next round runs, and leaves the lock free for the round after.
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 1, false), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            try (Connection other = db.connect(); Statement st = other.createStatement();
+                 ResultSet rs = st.executeQuery("SELECT pg_try_advisory_lock(" + RetentionSweep.CLEANUP_LOCK + ")")) {
+                assertTrue(rs.next() && rs.getBoolean(1), "the cleanup released its lock");
+            }
+        }
 
-            // Again: nothing left to remove.
-            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24)));
-            // keep 0 removes every old delta.
-            assertEquals(new StorageAdapter.Cleanup(4, 0, 0), store.cleanup(Duration.ofDays(30), 0, Duration.ofHours(24)));
-            assertEquals(List.of(), store.deltasSince("doc-old", 0, 100));
-            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
+        @Test
+        void concurrentCleanupsOfTwoInstancesRunOneAndSkipTheOther() throws Exception {
+            sql("INSERT INTO sessions (id, user_id, last_seen) SELECT 's-' || n, 'u', NOW() - INTERVAL '2 days'"
+                    + " FROM generate_series(1, 3000) n");
+            try (PostgresStorage second = PostgresStorage.open(postgresSettings(db.url(), 1, 1, Duration.ofSeconds(2), 1))) {
+                // Batches of one make the second store's sweep long enough that the other finds it running.
+                var running = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return second.cleanup(Duration.ofDays(30), Duration.ofHours(24));
+                    } catch (StorageException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                dev.synckit.server.testing.Await.waitFor("the sweep to start", Duration.ofSeconds(10), () -> {
+                    try {
+                        return count("SELECT COUNT(*) FROM sessions") < 3000;
+                    } catch (SQLException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                StorageAdapter.Cleanup meanwhile = store.cleanup(Duration.ofDays(30), Duration.ofHours(24));
+                StorageAdapter.Cleanup first = running.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                assertTrue(meanwhile.skipped(), "one instance ran, the other skipped: " + meanwhile);
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 3000, false), first);
+            }
         }
 
         @Test

@@ -90,8 +90,8 @@ class DocumentsTest {
         }
 
         @Override
-        public Cleanup cleanup(Duration deltaRetention, int keep, Duration sessionRetention) {
-            return inner.cleanup(deltaRetention, keep, sessionRetention);
+        public Cleanup cleanup(Duration deltaRetention, Duration sessionRetention) {
+            return inner.cleanup(deltaRetention, sessionRetention);
         }
 
         @Override

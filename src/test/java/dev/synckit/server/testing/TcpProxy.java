@@ -20,6 +20,7 @@ public final class TcpProxy implements AutoCloseable {
     private final int port;
     private final Set<Socket> sockets = ConcurrentHashMap.newKeySet();
     private volatile ServerSocket server;
+    private volatile boolean frozen;
 
     public TcpProxy(String targetHost, int targetPort) throws IOException {
         this.targetHost = targetHost;
@@ -64,6 +65,19 @@ public final class TcpProxy implements AutoCloseable {
                 }
             }
         });
+    }
+
+    /**
+     * A backend that stops answering mid-conversation: connections stay open, but nothing more is
+     * forwarded in either direction until {@link #thaw}.
+     */
+    public void freeze() {
+        frozen = true;
+    }
+
+    /** Forwards again (what arrived while frozen is dropped: its sender has given up on it). */
+    public void thaw() {
+        frozen = false;
     }
 
     /** Rebinds the port; a just-closed listener may hold it for a moment while its accept unwinds. */
@@ -113,6 +127,9 @@ public final class TcpProxy implements AutoCloseable {
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 int n;
                 while ((n = in.read(buf)) >= 0) {
+                    if (frozen) {
+                        continue;
+                    }
                     out.write(buf, 0, n);
                     out.flush();
                 }
