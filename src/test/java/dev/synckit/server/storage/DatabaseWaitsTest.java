@@ -101,7 +101,7 @@ class DatabaseWaitsTest {
                          Duration.ofMillis(500)))) {
                 assertInstanceOf(CommitResult.Applied.class, submit(store, write("d", 0, "before")).get(10, TimeUnit.SECONDS).result());
 
-                proxy.freeze();
+                proxy.pause();
                 Outcome hung = submit(store, write("d", 1, "during")).get(30, TimeUnit.SECONDS);
                 System.out.println("silent database: the write failed after " + hung.millis() + " ms");
                 assertNotNull(hung.error(), "a write went through a frozen database: " + hung.result());
@@ -109,7 +109,7 @@ class DatabaseWaitsTest {
                 // the socket timeout had a 10 s floor and the check took 5 s.
                 assertTrue(hung.millis() < 4_000, "the write waited " + hung.millis() + " ms for a silent database");
 
-                proxy.thaw();
+                proxy.resume();
                 Outcome after = null;
                 for (int i = 0; i < 20 && (after == null || after.error() != null); i++) {
                     after = submit(store, write("d", 1, "after")).get(30, TimeUnit.SECONDS);
