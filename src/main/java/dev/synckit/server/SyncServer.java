@@ -36,7 +36,7 @@ import java.util.logging.Logger;
 public final class SyncServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(SyncServer.class.getName());
     /** How many recent deltas per document the in-memory store keeps for catch-up. */
-    private static final int MEMORY_DELTAS_PER_DOCUMENT = 1000;
+    private static final int MEMORY_APPLIED_IDS_PER_DOCUMENT = 1000;
 
     private final StorageAdapter storage;
     private final FanOut fanOut;
@@ -109,7 +109,7 @@ public final class SyncServer implements AutoCloseable {
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
     private static StorageAdapter openStorage(Settings.Storage settings) {
         if (!settings.postgres()) {
-            return new MemoryStorage(MEMORY_DELTAS_PER_DOCUMENT);
+            return new MemoryStorage(MEMORY_APPLIED_IDS_PER_DOCUMENT);
         }
         try {
             return PostgresStorage.open(settings);

@@ -33,13 +33,15 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     /**
      * {@code type} is memory or postgres; {@code url} may be any form {@link dev.synckit.server.storage.DatabaseUrl}
      * accepts. Retention ages of zero disable that part of the cleanup. {@code socketTimeout} bounds every
-     * database call, {@code lockTimeout} how long a write waits for a document row another session holds.
+     * database call, {@code lockTimeout} how long a write waits for a document row another session holds;
+     * {@code deltasPerDocument} delta rows (an audit trail nothing reads) are kept per document.
      */
     public record Storage(String type, String url, String user, String password, int poolSize,
                           Duration connectTimeout, boolean migrateOnStart, int groupCommitMaxBatch,
                           int groupCommitters, Duration cleanupInterval,
                           Duration deltaRetention, Duration sessionRetention,
-                          Duration socketTimeout, Duration lockTimeout, int cleanupBatchSize) {
+                          Duration socketTimeout, Duration lockTimeout, int cleanupBatchSize,
+                          int deltasPerDocument) {
         public boolean postgres() {
             return type.equals("postgres");
         }
@@ -92,7 +94,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 integer(s, "storage.group-commit.committers"), duration(s, "storage.cleanup.interval-ms", "ms"),
                 duration(s, "storage.cleanup.delta-retention", "s"), duration(s, "storage.cleanup.session-retention", "s"),
                 duration(s, "storage.socket-timeout-ms", "ms"), duration(s, "storage.lock-timeout-ms", "ms"),
-                integer(s, "storage.cleanup.batch-size"));
+                integer(s, "storage.cleanup.batch-size"), integer(s, "storage.deltas-per-document"));
     }
 
     private void validate() {
@@ -153,6 +155,10 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                             + ") so that reads still get connections");
                 }
                 positive("synckit.storage.cleanup.batch-size", storage.cleanupBatchSize);
+                if (storage.deltasPerDocument < 0) {
+                    throw new ConfigException("synckit.storage.deltas-per-document is " + storage.deltasPerDocument
+                            + "; use 0 (write no delta rows) or more");
+                }
                 if (storage.socketTimeout.isZero()) {
                     throw new ConfigException("synckit.storage.socket-timeout-ms must be above 0; it is what turns a"
                             + " database that stopped answering into an error instead of a hung writer");

@@ -49,11 +49,13 @@ public final class PostgresStorage implements StorageAdapter {
     private final LongAdder transactions = new LongAdder();
     private final String schemaVersion;
     private final int cleanupBatch;
+    private final int keepDeltas;
 
     private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion,
-                            int cleanupBatch) {
+                            int cleanupBatch, int keepDeltas) {
         this.schemaVersion = schemaVersion;
         this.cleanupBatch = cleanupBatch;
+        this.keepDeltas = keepDeltas;
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
@@ -101,7 +103,7 @@ public final class PostgresStorage implements StorageAdapter {
                 Migrations.requireCurrent(ds, url);
             }
             return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters(),
-                    Migrations.latestVersion(ds), settings.cleanupBatchSize());
+                    Migrations.latestVersion(ds), settings.cleanupBatchSize(), settings.deltasPerDocument());
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
@@ -278,7 +280,7 @@ public final class PostgresStorage implements StorageAdapter {
      * instance or a failed predecessor moved it) is recomputed onto the actual state: the statements for
      * the writes before it are run first so that the reload inside this transaction sees them.
      */
-    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run) throws IOException {
+    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
         String id = run.getFirst().documentId();
         long seq = lockRow(tx, id);
         java.util.Set<String> applied = appliedBefore(tx, id, run);
@@ -292,7 +294,7 @@ public final class PostgresStorage implements StorageAdapter {
             }
             StoredDocument rebasedOnto = null;
             if (write.baseSeq() != seq) {
-                writeAll(tx, id, unwritten);
+                writeAll(tx, id, unwritten, keepDeltas);
                 unwritten.clear();
                 rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
                 write = p.rebase.onto(rebasedOnto);
@@ -301,7 +303,7 @@ public final class PostgresStorage implements StorageAdapter {
             seq = write.lastSeq();
             results.put(p, new CommitResult.Applied(write, rebasedOnto));
         }
-        writeAll(tx, id, unwritten);
+        writeAll(tx, id, unwritten, keepDeltas);
         return results;
     }
 
@@ -349,31 +351,35 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     /**
-     * Consecutive writes to one document in one statement: the last value of each field, the union of the
-     * clocks (by maximum), the newest text state, every delta row and the message ids. The four parts touch
-     * different tables, so one statement of data-modifying CTEs equals four statements in this transaction.
+     * Consecutive writes to one document in one statement: the last value of each field, the clock of the
+     * last write (each write's clock is the whole document clock after it, so keys the sync core compacted
+     * away are deleted), the newest text state, the message ids, and a delta row per field change of which
+     * the document keeps only its newest {@code keepDeltas} (an audit trail in the TS row format; nothing
+     * in the server reads it, so it is bounded, ARCHITECTURE.md "Storage growth"). The parts touch
+     * different rows, so one statement of data-modifying CTEs equals separate statements in this transaction.
      */
-    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes) {
+    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes, int keepDeltas) {
         if (writes.isEmpty()) {
             return;
         }
         Map<String, JsonNode> last = new LinkedHashMap<>();
-        Map<String, Long> clock = new HashMap<>();
         ArrayNode rows = Json.MAPPER.createArrayNode();
         ArrayNode messages = Json.MAPPER.createArrayNode();
         TextState text = null;
+        long lastSeq = writes.getLast().lastSeq();
         for (DocumentWrite write : writes) {
             long max = 0;
-            for (Map.Entry<String, Long> c : write.clock().entrySet()) {
-                clock.merge(c.getKey(), c.getValue(), Math::max);
-                max = Math.max(max, c.getValue());
+            for (long v : write.clock().values()) {
+                max = Math.max(max, v);
             }
             for (StoredDelta d : write.deltas()) {
                 last.put(d.field(), d.value());
-                ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                        .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
-                        .put("cv", max);
-                row.set("value", d.value());
+                if (d.seq() > lastSeq - keepDeltas) {
+                    ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
+                            .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
+                            .put("cv", max);
+                    row.set("value", d.value());
+                }
             }
             if (write.text() != null) {
                 text = write.text();
@@ -393,10 +399,13 @@ public final class PostgresStorage implements StorageAdapter {
         });
         String textJson = text == null ? null
                 : Json.object().put("state", text.state()).put("clock", text.clock()).toString();
+        String clock = Json.MAPPER.valueToTree(writes.getLast().clock()).toString();
         tx.dml("WITH state AS (UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
                         + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
                         + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
                         + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ? RETURNING id),"
+                        + " pruned AS (DELETE FROM vector_clocks WHERE document_id = ?"
+                        + " AND client_id NOT IN (SELECT jsonb_object_keys(?::jsonb)) RETURNING 1),"
                         + " clock AS (INSERT INTO vector_clocks (document_id, client_id, clock_value)"
                         + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
                         + " ON CONFLICT (document_id, client_id) DO UPDATE"
@@ -405,13 +414,17 @@ public final class PostgresStorage implements StorageAdapter {
                         + " WHERE vector_clocks.clock_value < EXCLUDED.clock_value RETURNING 1),"
                         + " applied AS (INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
                         + " SELECT ?, x.c, x.m, x.s FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT, s BIGINT)"
-                        + " ON CONFLICT DO NOTHING RETURNING 1)"
+                        + " ON CONFLICT DO NOTHING RETURNING 1),"
+                        // Rows written by the TS server have no seq and age out through the cleanup instead.
+                        + " trimmed AS (DELETE FROM deltas WHERE document_id = ? AND seq <= ? RETURNING 1)"
                         + " INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
                         + " SELECT ?, x.writer, x.op, x.field, x.value, x.cv, x.seq, to_timestamp(x.ts / 1000.0)"
                         + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT, cv BIGINT)",
-                sets.toString(), removes.toString(), writes.getLast().lastSeq(), textJson, id,
-                id, Json.MAPPER.valueToTree(clock).toString(),
+                sets.toString(), removes.toString(), lastSeq, textJson, id,
+                id, clock,
+                id, clock,
                 id, messages.toString(),
+                id, lastSeq - keepDeltas,
                 id, rows.toString());
     }
 
@@ -575,7 +588,7 @@ public final class PostgresStorage implements StorageAdapter {
                         to++;
                     }
                     current = batch.get(from).documentId();
-                    results.putAll(applyRun(tx, batch.subList(from, to)));
+                    results.putAll(applyRun(tx, batch.subList(from, to), keepDeltas));
                     from = to;
                 }
                 current = null;
@@ -620,33 +633,6 @@ public final class PostgresStorage implements StorageAdapter {
         ObjectNode state = Json.object().put("id", id);
         state.putObject("fields");
         return state.toString();
-    }
-
-    @Override
-    public List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException {
-        try (Stream<DbRow> rows = db.execute().query(
-                "SELECT seq, field_path, operation_type, value::text AS value, client_id,"
-                        + " (EXTRACT(EPOCH FROM timestamp) * 1000)::BIGINT AS ts"
-                        + " FROM deltas WHERE document_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                documentId, afterSeq, limit)) {
-            return rows.map(r -> {
-                String op = r.column("operation_type").get(String.class);
-                String value = r.column("value").get(String.class);
-                JsonNode node = op.equals("delete") ? null : parse(value);
-                return new StoredDelta(r.column("seq").get(Long.class), r.column("field_path").get(String.class), node,
-                        r.column("client_id").get(String.class), r.column("ts").get(Long.class));
-            }).toList();
-        } catch (RuntimeException e) {
-            throw failure("read deltas of " + documentId, e);
-        }
-    }
-
-    private static JsonNode parse(String json) {
-        try {
-            return json == null ? Json.object().nullNode() : Json.MAPPER.readTree(json);
-        } catch (IOException e) {
-            throw new IllegalStateException("stored delta value is not JSON", e);
-        }
     }
 
     @Override

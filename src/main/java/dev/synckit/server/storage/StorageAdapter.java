@@ -6,7 +6,8 @@ import java.util.Optional;
 /**
  * Durable home of documents (STORAGE.md §1, reshaped around what the sync core needs): a document's
  * field state, vector clock and text state are loaded whole, and every applied write is committed
- * atomically together with its delta rows. Implementations are thread-safe; calls block (callers run
+ * atomically. The stored clock is the clock of the last write: the sync core gives each write the whole
+ * document clock, compacted. Implementations are thread-safe; calls block (callers run
  * on virtual threads).
  */
 public interface StorageAdapter extends AutoCloseable {
@@ -21,8 +22,8 @@ public interface StorageAdapter extends AutoCloseable {
     }
 
     /**
-     * Commits one write: the new field values, the document clock, the text state if any, one delta row
-     * per field change and the client message id, all or nothing. Writes to a document are serialised by
+     * Commits one write: the new field values, the document clock (replacing the stored one), the text
+     * state if any and the client message id, all or nothing. Writes to a document are serialised by
      * the store; if the stored sequence is not {@code write.baseSeq()} (another instance wrote), the write is
      * recomputed with {@code rebase} while the document stays locked, so a busy document cannot starve a
      * writer. A client message already applied is reported as a duplicate and not stored again.
@@ -55,9 +56,6 @@ public interface StorageAdapter extends AutoCloseable {
 
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
-
-    /** Deltas of a document with a sequence number above {@code afterSeq}, oldest first, at most {@code limit}. */
-    List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException;
 
     /** Documents ordered by last update, newest first. */
     List<DocumentSummary> list(int limit, int offset) throws StorageException;

@@ -32,7 +32,7 @@ class DatabaseWaitsTest {
     private static Settings.Storage settings(String url, Duration socketTimeout, Duration lockTimeout) {
         // One committer: every document shares it, so a stalled document would stall the others.
         return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(2), true, 64, 1,
-                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24), socketTimeout, lockTimeout, 1000);
+                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24), socketTimeout, lockTimeout, 1000, 200);
     }
 
     private static DocumentWrite write(String doc, long baseSeq, Object value) {
