@@ -219,7 +219,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " prefix=" + redis.channelPrefix : "off")
                 + " storage=" + storage.type + (storage.postgres()
                 ? " db=" + dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
-                + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart : "");
+                + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart
+                + " socketTimeout=" + storage.socketTimeout.toMillis() + "ms lockTimeout=" + storage.lockTimeout.toMillis() + "ms" : "");
     }
 
     private static Config node(Config c, String key) {

@@ -37,6 +37,8 @@ import java.util.stream.Stream;
  * row lock is what orders writes from several server instances, and {@code documents.seq} tells a writer
  * whose cache is behind to refresh and recompute. Field state is kept in the TS shape
  * {@code {"id": …, "fields": {…}}}, merged field by field in SQL so a write never rewrites other fields.
+ * (Past 500 lines on purpose: the write path, from group commit through failure handling to the run's
+ * statements, is one piece whose parts only make sense together; retention lives in RetentionSweep.)
  */
 public final class PostgresStorage implements StorageAdapter {
     /** Column limits of the upstream schema; longer ids are not de-duplicated rather than rejected. */
