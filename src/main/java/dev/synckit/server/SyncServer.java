@@ -36,7 +36,7 @@ import java.util.logging.Logger;
 public final class SyncServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(SyncServer.class.getName());
     /** How many recent deltas per document the in-memory store keeps for catch-up. */
-    private static final int MEMORY_DELTAS_PER_DOCUMENT = 1000;
+    private static final int MEMORY_APPLIED_IDS_PER_DOCUMENT = 1000;
 
     private final StorageAdapter storage;
     private final FanOut fanOut;
@@ -112,7 +112,7 @@ public final class SyncServer implements AutoCloseable {
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
     private static StorageAdapter openStorage(Settings.Storage settings) {
         if (!settings.postgres()) {
-            return new MemoryStorage(MEMORY_DELTAS_PER_DOCUMENT);
+            return new MemoryStorage(MEMORY_APPLIED_IDS_PER_DOCUMENT);
         }
         try {
             return PostgresStorage.open(settings);
@@ -146,9 +146,9 @@ public final class SyncServer implements AutoCloseable {
         if (every > 0) {
             cleanup.scheduleWithFixedDelay(() -> {
                 try {
-                    StorageAdapter.Cleanup removed = storage.cleanup(settings.deltaRetention(),
-                            settings.keepDeltasPerDocument(), settings.sessionRetention());
-                    LOG.info(() -> "cleanup removed " + removed.deltas() + " deltas, " + removed.appliedMessages()
+                    StorageAdapter.Cleanup removed = storage.cleanup(settings.deltaRetention(), settings.sessionRetention());
+                    LOG.info(() -> removed.skipped() ? "cleanup skipped: another instance is cleaning up"
+                            : "cleanup removed " + removed.deltas() + " deltas, " + removed.appliedMessages()
                             + " applied message ids, " + removed.sessions() + " sessions");
                 } catch (StorageException | RuntimeException e) {
                     LOG.warning("cleanup failed (will retry next interval): " + e.getMessage());

@@ -44,12 +44,16 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
 
     /**
      * {@code type} is memory or postgres; {@code url} may be any form {@link dev.synckit.server.storage.DatabaseUrl}
-     * accepts. Retention ages of zero disable that part of the cleanup.
+     * accepts. Retention ages of zero disable that part of the cleanup. {@code socketTimeout} bounds every
+     * database call, {@code lockTimeout} how long a write waits for a document row another session holds;
+     * {@code deltasPerDocument} delta rows (an audit trail nothing reads) are kept per document.
      */
     public record Storage(String type, String url, String user, String password, int poolSize,
                           Duration connectTimeout, boolean migrateOnStart, int groupCommitMaxBatch,
                           int groupCommitters, Duration cleanupInterval,
-                          Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention) {
+                          Duration deltaRetention, Duration sessionRetention,
+                          Duration socketTimeout, Duration lockTimeout, int cleanupBatchSize,
+                          int deltasPerDocument) {
         public boolean postgres() {
             return type.equals("postgres");
         }
@@ -105,8 +109,9 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 integer(s, "storage.pool-size"), duration(s, "storage.connect-timeout-ms", "ms"),
                 bool(s, "storage.migrate-on-start"), integer(s, "storage.group-commit.max-batch"),
                 integer(s, "storage.group-commit.committers"), duration(s, "storage.cleanup.interval-ms", "ms"),
-                duration(s, "storage.cleanup.delta-retention", "s"), integer(s, "storage.cleanup.keep-deltas-per-document"),
-                duration(s, "storage.cleanup.session-retention", "s"));
+                duration(s, "storage.cleanup.delta-retention", "s"), duration(s, "storage.cleanup.session-retention", "s"),
+                duration(s, "storage.socket-timeout-ms", "ms"), duration(s, "storage.lock-timeout-ms", "ms"),
+                integer(s, "storage.cleanup.batch-size"), integer(s, "storage.deltas-per-document"));
     }
 
     private static TrustedProxies trustedProxies(Config s) {
@@ -187,6 +192,20 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                     throw new ConfigException("synckit.storage.group-commit.committers (" + storage.groupCommitters
                             + ") must be below synckit.storage.pool-size (" + storage.poolSize
                             + ") so that reads still get connections");
+                }
+                positive("synckit.storage.cleanup.batch-size", storage.cleanupBatchSize);
+                if (storage.deltasPerDocument < 0) {
+                    throw new ConfigException("synckit.storage.deltas-per-document is " + storage.deltasPerDocument
+                            + "; use 0 (write no delta rows) or more");
+                }
+                if (storage.socketTimeout.isZero()) {
+                    throw new ConfigException("synckit.storage.socket-timeout-ms must be above 0; it is what turns a"
+                            + " database that stopped answering into an error instead of a hung writer");
+                }
+                if (storage.lockTimeout.isZero() || storage.lockTimeout.compareTo(storage.socketTimeout) > 0) {
+                    throw new ConfigException("synckit.storage.lock-timeout-ms (" + storage.lockTimeout.toMillis()
+                            + ") must be above 0 and at most synckit.storage.socket-timeout-ms ("
+                            + storage.socketTimeout.toMillis() + ")");
                 }
             }
             default -> throw new ConfigException("synckit.storage.type is '" + storage.type
@@ -277,7 +296,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " prefix=" + redis.channelPrefix : "off")
                 + " storage=" + storage.type + (storage.postgres()
                 ? " db=" + dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
-                + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart : "");
+                + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart
+                + " socketTimeout=" + storage.socketTimeout.toMillis() + "ms lockTimeout=" + storage.lockTimeout.toMillis() + "ms" : "");
     }
 
     private static Config node(Config c, String key) {

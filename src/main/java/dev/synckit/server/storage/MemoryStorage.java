@@ -2,11 +2,8 @@ package dev.synckit.server.storage;
 
 import com.fasterxml.jackson.databind.JsonNode;
 
-import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Deque;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -17,16 +14,16 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The embedded store used when no database is configured: everything lives in this process and is gone
- * when it stops. Keeps the newest {@code deltasPerDocument} deltas and applied message ids per document.
+ * when it stops. Keeps the newest {@code appliedPerDocument} applied message ids per document.
  */
 public final class MemoryStorage implements StorageAdapter {
-    private record Entry(StoredDocument document, Deque<StoredDelta> deltas, SequencedSet<String> applied) {}
+    private record Entry(StoredDocument document, SequencedSet<String> applied) {}
 
     private final ConcurrentHashMap<String, Entry> documents = new ConcurrentHashMap<>();
-    private final int deltasPerDocument;
+    private final int appliedPerDocument;
 
-    public MemoryStorage(int deltasPerDocument) {
-        this.deltasPerDocument = deltasPerDocument;
+    public MemoryStorage(int appliedPerDocument) {
+        this.appliedPerDocument = appliedPerDocument;
     }
 
     @Override
@@ -66,42 +63,18 @@ public final class MemoryStorage implements StorageAdapter {
                 }
             }
             TextState text = write.text() != null ? write.text() : old == null ? null : old.document().text();
-            Deque<StoredDelta> deltas = old == null ? new ArrayDeque<>() : old.deltas();
+            // compute() serialises writers per key, and only writers touch the set.
             SequencedSet<String> applied = old == null ? new LinkedHashSet<>() : old.applied();
-            // compute() serialises writers per key; readers of the deque lock it (deltasSince).
-            synchronized (deltas) {
-                deltas.addAll(write.deltas());
-                while (deltas.size() > deltasPerDocument) {
-                    deltas.removeFirst();
-                }
-            }
             if (key != null) {
                 applied.add(key);
-                while (applied.size() > deltasPerDocument) {
+                while (applied.size() > appliedPerDocument) {
                     applied.removeFirst();
                 }
             }
             return new Entry(new StoredDocument(id, Collections.unmodifiableMap(fields), Map.copyOf(write.clock()),
-                    write.lastSeq(), text, write.timestamp()), deltas, applied);
+                    write.lastSeq(), text, write.timestamp()), applied);
         });
         return result[0];
-    }
-
-    @Override
-    public List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) {
-        Entry e = documents.get(documentId);
-        if (e == null) {
-            return List.of();
-        }
-        List<StoredDelta> out = new ArrayList<>();
-        synchronized (e.deltas()) {
-            for (StoredDelta d : e.deltas()) {
-                if (d.seq() > afterSeq && out.size() < limit) {
-                    out.add(d);
-                }
-            }
-        }
-        return out;
     }
 
     @Override
@@ -117,10 +90,10 @@ public final class MemoryStorage implements StorageAdapter {
         return documents.remove(documentId) != null;
     }
 
-    /** Memory is already bounded per document (the newest deltas and message ids); nothing ages out. */
+    /** Memory is already bounded per document (the newest message ids); nothing ages out. */
     @Override
-    public Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention) {
-        return new Cleanup(0, 0, 0);
+    public Cleanup cleanup(java.time.Duration deltaRetention, java.time.Duration sessionRetention) {
+        return new Cleanup(0, 0, 0, false);
     }
 
     @Override

@@ -37,6 +37,8 @@ import java.util.stream.Stream;
  * row lock is what orders writes from several server instances, and {@code documents.seq} tells a writer
  * whose cache is behind to refresh and recompute. Field state is kept in the TS shape
  * {@code {"id": …, "fields": {…}}}, merged field by field in SQL so a write never rewrites other fields.
+ * (Past 500 lines on purpose: the write path, from group commit through failure handling to the run's
+ * statements, is one piece whose parts only make sense together; retention lives in RetentionSweep.)
  */
 public final class PostgresStorage implements StorageAdapter {
     /** Column limits of the upstream schema; longer ids are not de-duplicated rather than rejected. */
@@ -48,9 +50,14 @@ public final class PostgresStorage implements StorageAdapter {
     private final GroupCommit groupCommit;
     private final LongAdder transactions = new LongAdder();
     private final String schemaVersion;
+    private final int cleanupBatch;
+    private final int keepDeltas;
 
-    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion) {
+    private PostgresStorage(HikariDataSource dataSource, String where, int maxBatch, int committers, String schemaVersion,
+                            int cleanupBatch, int keepDeltas) {
         this.schemaVersion = schemaVersion;
+        this.cleanupBatch = cleanupBatch;
+        this.keepDeltas = keepDeltas;
         this.dataSource = dataSource;
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
@@ -85,22 +92,52 @@ public final class PostgresStorage implements StorageAdapter {
      */
     public static PostgresStorage open(Settings.Storage settings) throws StorageException {
         DatabaseUrl url = DatabaseUrl.parse(settings.url(), settings.user(), settings.password());
-        HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout());
+        if (settings.migrateOnStart()) {
+            // A pool of its own without the session timeouts: a migration may rightly run longer than a write.
+            try (HikariDataSource migrating = dataSource(url, 2, settings.connectTimeout())) {
+                Migrations.migrate(migrating, url);
+            }
+        }
+        HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout(),
+                new Timeouts(settings.socketTimeout(), settings.lockTimeout()));
         try {
-            if (settings.migrateOnStart()) {
-                Migrations.migrate(ds, url);
-            } else {
+            if (!settings.migrateOnStart()) {
                 Migrations.requireCurrent(ds, url);
             }
             return new PostgresStorage(ds, url.masked(), settings.groupCommitMaxBatch(), settings.groupCommitters(),
-                    Migrations.latestVersion(ds));
+                    Migrations.latestVersion(ds), settings.cleanupBatchSize(), settings.deltasPerDocument());
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
         }
     }
 
+    /**
+     * How long a session may wait. {@code statement} is enforced by the server (statement_timeout, and
+     * idle_in_transaction_session_timeout so that a stuck instance's open transaction and its row locks go)
+     * and, for a server that stopped answering, by the client's socket read timeout, which pgjdbc takes in
+     * whole seconds: rounded up plus one, so that a live server's cancel arrives first and the connection
+     * survives. {@code lock} bounds the wait for a row another session holds (lock_timeout).
+     */
+    public record Timeouts(Duration statement, Duration lock) {
+        String initSql() {
+            return "SELECT set_config('statement_timeout', '" + statement.toMillis() + "ms', false),"
+                    + " set_config('idle_in_transaction_session_timeout', '" + statement.toMillis() + "ms', false),"
+                    + " set_config('lock_timeout', '" + lock.toMillis() + "ms', false)";
+        }
+
+        long socketSeconds() {
+            return (statement.toMillis() + 999) / 1000 + 1;
+        }
+    }
+
+    /** A pool for migrations and tools: bounded connects and reads, but no statement or lock timeout. */
     public static HikariDataSource dataSource(DatabaseUrl url, int poolSize, Duration connectTimeout) throws StorageException {
+        return dataSource(url, poolSize, connectTimeout, null);
+    }
+
+    public static HikariDataSource dataSource(DatabaseUrl url, int poolSize, Duration connectTimeout, Timeouts timeouts)
+            throws StorageException {
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(url.jdbcUrl());
         config.setUsername(url.user());
@@ -112,8 +149,14 @@ public final class PostgresStorage implements StorageAdapter {
         // A dead server must turn into an error for the writer, not a hang: bound connect and socket reads.
         long seconds = Math.max(1, connectTimeout.toSeconds());
         config.addDataSourceProperty("connectTimeout", String.valueOf(seconds));
-        config.addDataSourceProperty("socketTimeout", String.valueOf(Math.max(10, seconds * 2)));
+        config.addDataSourceProperty("socketTimeout",
+                String.valueOf(timeouts == null ? Math.max(10, seconds * 2) : timeouts.socketSeconds()));
         config.addDataSourceProperty("tcpKeepAlive", "true");
+        if (timeouts != null) {
+            config.setConnectionInitSql(timeouts.initSql());
+            // Checking a pooled connection is a call like any other (Hikari's default allows 5 s).
+            config.setValidationTimeout(Math.max(250, timeouts.statement().toMillis()));
+        }
         try {
             return new HikariDataSource(config);
         } catch (RuntimeException e) {
@@ -239,7 +282,7 @@ public final class PostgresStorage implements StorageAdapter {
      * instance or a failed predecessor moved it) is recomputed onto the actual state: the statements for
      * the writes before it are run first so that the reload inside this transaction sees them.
      */
-    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run) throws IOException {
+    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
         String id = run.getFirst().documentId();
         long seq = lockRow(tx, id);
         java.util.Set<String> applied = appliedBefore(tx, id, run);
@@ -253,7 +296,7 @@ public final class PostgresStorage implements StorageAdapter {
             }
             StoredDocument rebasedOnto = null;
             if (write.baseSeq() != seq) {
-                writeAll(tx, id, unwritten);
+                writeAll(tx, id, unwritten, keepDeltas);
                 unwritten.clear();
                 rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
                 write = p.rebase.onto(rebasedOnto);
@@ -262,7 +305,7 @@ public final class PostgresStorage implements StorageAdapter {
             seq = write.lastSeq();
             results.put(p, new CommitResult.Applied(write, rebasedOnto));
         }
-        writeAll(tx, id, unwritten);
+        writeAll(tx, id, unwritten, keepDeltas);
         return results;
     }
 
@@ -310,31 +353,35 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     /**
-     * Consecutive writes to one document in one statement: the last value of each field, the union of the
-     * clocks (by maximum), the newest text state, every delta row and the message ids. The four parts touch
-     * different tables, so one statement of data-modifying CTEs equals four statements in this transaction.
+     * Consecutive writes to one document in one statement: the last value of each field, the clock of the
+     * last write (each write's clock is the whole document clock after it, so keys the sync core compacted
+     * away are deleted), the newest text state, the message ids, and a delta row per field change of which
+     * the document keeps only its newest {@code keepDeltas} (an audit trail in the TS row format; nothing
+     * in the server reads it, so it is bounded, ARCHITECTURE.md "Storage growth"). The parts touch
+     * different rows, so one statement of data-modifying CTEs equals separate statements in this transaction.
      */
-    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes) {
+    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes, int keepDeltas) {
         if (writes.isEmpty()) {
             return;
         }
         Map<String, JsonNode> last = new LinkedHashMap<>();
-        Map<String, Long> clock = new HashMap<>();
         ArrayNode rows = Json.MAPPER.createArrayNode();
         ArrayNode messages = Json.MAPPER.createArrayNode();
         TextState text = null;
+        long lastSeq = writes.getLast().lastSeq();
         for (DocumentWrite write : writes) {
             long max = 0;
-            for (Map.Entry<String, Long> c : write.clock().entrySet()) {
-                clock.merge(c.getKey(), c.getValue(), Math::max);
-                max = Math.max(max, c.getValue());
+            for (long v : write.clock().values()) {
+                max = Math.max(max, v);
             }
             for (StoredDelta d : write.deltas()) {
                 last.put(d.field(), d.value());
-                ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                        .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
-                        .put("cv", max);
-                row.set("value", d.value());
+                if (d.seq() > lastSeq - keepDeltas) {
+                    ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
+                            .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
+                            .put("cv", max);
+                    row.set("value", d.value());
+                }
             }
             if (write.text() != null) {
                 text = write.text();
@@ -354,10 +401,13 @@ public final class PostgresStorage implements StorageAdapter {
         });
         String textJson = text == null ? null
                 : Json.object().put("state", text.state()).put("clock", text.clock()).toString();
+        String clock = Json.MAPPER.valueToTree(writes.getLast().clock()).toString();
         tx.dml("WITH state AS (UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
                         + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
                         + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
                         + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ? RETURNING id),"
+                        + " pruned AS (DELETE FROM vector_clocks WHERE document_id = ?"
+                        + " AND client_id NOT IN (SELECT jsonb_object_keys(?::jsonb)) RETURNING 1),"
                         + " clock AS (INSERT INTO vector_clocks (document_id, client_id, clock_value)"
                         + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
                         + " ON CONFLICT (document_id, client_id) DO UPDATE"
@@ -366,14 +416,60 @@ public final class PostgresStorage implements StorageAdapter {
                         + " WHERE vector_clocks.clock_value < EXCLUDED.clock_value RETURNING 1),"
                         + " applied AS (INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
                         + " SELECT ?, x.c, x.m, x.s FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT, s BIGINT)"
-                        + " ON CONFLICT DO NOTHING RETURNING 1)"
+                        + " ON CONFLICT DO NOTHING RETURNING 1),"
+                        // Rows written by the TS server have no seq and age out through the cleanup instead.
+                        + " trimmed AS (DELETE FROM deltas WHERE document_id = ? AND seq <= ? RETURNING 1)"
                         + " INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
                         + " SELECT ?, x.writer, x.op, x.field, x.value, x.cv, x.seq, to_timestamp(x.ts / 1000.0)"
                         + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT, cv BIGINT)",
-                sets.toString(), removes.toString(), writes.getLast().lastSeq(), textJson, id,
-                id, Json.MAPPER.valueToTree(clock).toString(),
+                sets.toString(), removes.toString(), lastSeq, textJson, id,
+                id, clock,
+                id, clock,
                 id, messages.toString(),
+                id, lastSeq - keepDeltas,
                 id, rows.toString());
+    }
+
+    /** Why a write transaction failed, which decides what is retried. */
+    private enum FailureKind {
+        /** The connection broke or timed out: the database is not answering. */
+        CONNECTION,
+        /** A statement on one document ran out of lock_timeout or statement_timeout: that row is held elsewhere. */
+        DOCUMENT_BUSY,
+        /** Anything else, e.g. one write's data the database refused. */
+        OTHER;
+
+        static FailureKind of(Throwable e, boolean inDocument) {
+            for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+                if (t instanceof SQLException sql && sql.getSQLState() != null) {
+                    String state = sql.getSQLState();
+                    if (state.startsWith("08")) {
+                        return CONNECTION;
+                    }
+                    // 55P03 lock_not_available (lock_timeout), 57014 query_canceled (statement_timeout).
+                    if (inDocument && (state.equals("55P03") || state.equals("57014"))) {
+                        return DOCUMENT_BUSY;
+                    }
+                }
+                if (t instanceof java.net.SocketTimeoutException) {
+                    return CONNECTION;
+                }
+            }
+            return OTHER;
+        }
+    }
+
+    private static final class BatchFailure extends Exception {
+        final FailureKind kind;
+        final String documentId;
+        final StorageException error;
+
+        BatchFailure(FailureKind kind, String documentId, StorageException error) {
+            super(error.getMessage(), null, false, false);
+            this.kind = kind;
+            this.documentId = documentId;
+            this.error = error;
+        }
     }
 
     /**
@@ -436,15 +532,33 @@ public final class PostgresStorage implements StorageAdapter {
 
         private void commitBatch(List<Pending> batch) {
             Map<Pending, CommitResult> results = new LinkedHashMap<>();
+            BatchFailure failure;
             try {
                 inTransaction(batch, results);
                 results.forEach((p, r) -> p.finish(r, null));
                 return;
-            } catch (StorageException e) {
-                if (batch.size() == 1) {
-                    batch.getFirst().finish(null, e);
-                    return;
+            } catch (BatchFailure e) {
+                failure = e;
+            }
+            if (batch.size() == 1 || failure.kind == FailureKind.CONNECTION) {
+                // The database stopped answering: retrying each write would make each wait out the timeout again.
+                batch.forEach(p -> p.finish(null, failure.error));
+                return;
+            }
+            if (failure.kind == FailureKind.DOCUMENT_BUSY) {
+                // Its row is held elsewhere; its other writes would wait for the same lock. The rest go on together.
+                List<Pending> rest = new ArrayList<>();
+                for (Pending p : batch) {
+                    if (p.documentId().equals(failure.documentId)) {
+                        p.finish(null, failure.error);
+                    } else {
+                        rest.add(p);
+                    }
                 }
+                if (!rest.isEmpty()) {
+                    commitBatch(rest);
+                }
+                return;
             }
             // Nothing of that transaction is stored. Retry one write per transaction, in order, so that only
             // a write that fails on its own is reported as failed.
@@ -453,20 +567,21 @@ public final class PostgresStorage implements StorageAdapter {
                 try {
                     inTransaction(List.of(p), results);
                     p.finish(results.get(p), null);
-                } catch (StorageException e) {
-                    p.finish(null, e);
+                } catch (BatchFailure e) {
+                    p.finish(null, e.error);
                 }
             }
         }
 
         /** Applies the batch (sorted by document) in one transaction and commits it, or throws having stored nothing. */
-        private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws StorageException {
+        private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws BatchFailure {
             DbTransaction tx;
             try {
                 tx = db.transaction();
             } catch (RuntimeException e) {
-                throw failure("begin a write to " + batch.getFirst().documentId(), e);
+                throw new BatchFailure(FailureKind.CONNECTION, null, failure("begin a write to " + batch.getFirst().documentId(), e));
             }
+            String current = null;
             try {
                 int from = 0;
                 while (from < batch.size()) {
@@ -474,9 +589,11 @@ public final class PostgresStorage implements StorageAdapter {
                     while (to < batch.size() && batch.get(to).documentId().equals(batch.get(from).documentId())) {
                         to++;
                     }
-                    results.putAll(applyRun(tx, batch.subList(from, to)));
+                    current = batch.get(from).documentId();
+                    results.putAll(applyRun(tx, batch.subList(from, to), keepDeltas));
                     from = to;
                 }
+                current = null;
                 tx.commit();
                 transactions.increment();
                 dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
@@ -487,8 +604,10 @@ public final class PostgresStorage implements StorageAdapter {
                     e.addSuppressed(suppressed);
                 }
                 results.clear();
-                throw failure("commit a write to " + batch.getFirst().documentId()
-                        + (batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e);
+                FailureKind kind = FailureKind.of(e, current != null);
+                String doc = kind == FailureKind.DOCUMENT_BUSY ? current : batch.getFirst().documentId();
+                throw new BatchFailure(kind, doc, failure("commit a write to " + doc
+                        + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
             }
         }
 
@@ -519,33 +638,6 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     @Override
-    public List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException {
-        try (Stream<DbRow> rows = db.execute().query(
-                "SELECT seq, field_path, operation_type, value::text AS value, client_id,"
-                        + " (EXTRACT(EPOCH FROM timestamp) * 1000)::BIGINT AS ts"
-                        + " FROM deltas WHERE document_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                documentId, afterSeq, limit)) {
-            return rows.map(r -> {
-                String op = r.column("operation_type").get(String.class);
-                String value = r.column("value").get(String.class);
-                JsonNode node = op.equals("delete") ? null : parse(value);
-                return new StoredDelta(r.column("seq").get(Long.class), r.column("field_path").get(String.class), node,
-                        r.column("client_id").get(String.class), r.column("ts").get(Long.class));
-            }).toList();
-        } catch (RuntimeException e) {
-            throw failure("read deltas of " + documentId, e);
-        }
-    }
-
-    private static JsonNode parse(String json) {
-        try {
-            return json == null ? Json.object().nullNode() : Json.MAPPER.readTree(json);
-        } catch (IOException e) {
-            throw new IllegalStateException("stored delta value is not JSON", e);
-        }
-    }
-
-    @Override
     public List<DocumentSummary> list(int limit, int offset) throws StorageException {
         try (Stream<DbRow> rows = db.execute().query(
                 "SELECT id, seq, (EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated FROM documents"
@@ -567,26 +659,10 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     @Override
-    public Cleanup cleanup(Duration deltaRetention, int keepDeltasPerDocument, Duration sessionRetention)
-            throws StorageException {
+    public Cleanup cleanup(Duration deltaRetention, Duration sessionRetention) throws StorageException {
         try {
-            long deltas = 0;
-            long messages = 0;
-            long sessions = 0;
-            if (!deltaRetention.isZero()) {
-                // Never the newest keepDeltasPerDocument of a document: a lagging instance catches up from them.
-                deltas = db.execute().delete("DELETE FROM deltas d USING documents doc WHERE d.document_id = doc.id"
-                                + " AND d.timestamp < NOW() - make_interval(secs => ?) AND (d.seq IS NULL OR d.seq <= doc.seq - ?)",
-                        deltaRetention.toSeconds(), keepDeltasPerDocument);
-                messages = db.execute().delete("DELETE FROM synckit_applied_messages WHERE applied_at < NOW() - make_interval(secs => ?)",
-                        deltaRetention.toSeconds());
-            }
-            if (!sessionRetention.isZero()) {
-                sessions = db.execute().delete("DELETE FROM sessions WHERE last_seen < NOW() - make_interval(secs => ?)",
-                        sessionRetention.toSeconds());
-            }
-            return new Cleanup(deltas, messages, sessions);
-        } catch (RuntimeException e) {
+            return RetentionSweep.run(dataSource, cleanupBatch, deltaRetention, sessionRetention);
+        } catch (SQLException | RuntimeException e) {
             throw failure("clean up old rows", e);
         }
     }

@@ -6,7 +6,8 @@ import java.util.Optional;
 /**
  * Durable home of documents (STORAGE.md §1, reshaped around what the sync core needs): a document's
  * field state, vector clock and text state are loaded whole, and every applied write is committed
- * atomically together with its delta rows. Implementations are thread-safe; calls block (callers run
+ * atomically. The stored clock is the clock of the last write: the sync core gives each write the whole
+ * document clock, compacted. Implementations are thread-safe; calls block (callers run
  * on virtual threads).
  */
 public interface StorageAdapter extends AutoCloseable {
@@ -21,8 +22,8 @@ public interface StorageAdapter extends AutoCloseable {
     }
 
     /**
-     * Commits one write: the new field values, the document clock, the text state if any, one delta row
-     * per field change and the client message id, all or nothing. Writes to a document are serialised by
+     * Commits one write: the new field values, the document clock (replacing the stored one), the text
+     * state if any and the client message id, all or nothing. Writes to a document are serialised by
      * the store; if the stored sequence is not {@code write.baseSeq()} (another instance wrote), the write is
      * recomputed with {@code rebase} while the document stays locked, so a busy document cannot starve a
      * writer. A client message already applied is reported as a duplicate and not stored again.
@@ -56,25 +57,21 @@ public interface StorageAdapter extends AutoCloseable {
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
 
-    /** Deltas of a document with a sequence number above {@code afterSeq}, oldest first, at most {@code limit}. */
-    List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) throws StorageException;
-
     /** Documents ordered by last update, newest first. */
     List<DocumentSummary> list(int limit, int offset) throws StorageException;
 
     /** Removes a document with its clock and deltas; true if it existed. */
     boolean delete(String documentId) throws StorageException;
 
-    /** Rows removed by {@link #cleanup}. */
-    record Cleanup(long deltas, long appliedMessages, long sessions) {}
+    /** Rows removed by {@link #cleanup}; {@code skipped} if another instance was cleaning up, so this one did not. */
+    record Cleanup(long deltas, long appliedMessages, long sessions, boolean skipped) {}
 
     /**
-     * Deletes deltas and applied message ids older than {@code deltaRetention} (but never a document's
-     * newest {@code keepDeltasPerDocument} deltas, which lagging instances catch up from) and sessions
-     * not seen for {@code sessionRetention}. A zero duration skips that part.
+     * Deletes deltas and applied message ids older than {@code deltaRetention} and sessions not seen for
+     * {@code sessionRetention}. A zero duration skips that part. Instances sharing a store take turns: a
+     * call while another instance cleans up returns at once, {@code skipped}.
      */
-    Cleanup cleanup(java.time.Duration deltaRetention, int keepDeltasPerDocument, java.time.Duration sessionRetention)
-            throws StorageException;
+    Cleanup cleanup(java.time.Duration deltaRetention, java.time.Duration sessionRetention) throws StorageException;
 
     /** Empty if the store can make writes durable right now, else what is wrong; never throws. */
     default Optional<String> probe() {

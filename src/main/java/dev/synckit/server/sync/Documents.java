@@ -44,6 +44,12 @@ public final class Documents {
     private static final Logger LOG = Logger.getLogger(Documents.class.getName());
     /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
     static final String SERVER_CLOCK_KEY = "server";
+    /**
+     * Keys a document clock keeps: clients use only its maximum and merge it into their own by key
+     * (PROTOCOL.md §6.9), so the smallest entries can go and the clock stays bounded however many clients
+     * ever wrote. It travels in every broadcast and Redis message and is stored one row per key.
+     */
+    static final int MAX_CLOCK_KEYS = 8;
 
     private final StorageAdapter storage;
     private final FanOut fanOut;
@@ -486,8 +492,8 @@ public final class Documents {
     }
 
     /**
-     * The clock after a write: the client's clock merged in by per-key maximum, and the server key raised
-     * if the maximum would not otherwise grow. A strictly growing maximum is what lets SDK replicas, which
+     * The clock after a write: the client's clock merged in by per-key maximum, the server key raised
+     * if the maximum would not otherwise grow, then compacted to the {@link #MAX_CLOCK_KEYS} largest entries. A strictly growing maximum is what lets SDK replicas, which
      * order remote values by {@code max(clock)}, accept every authoritative broadcast.
      */
     static Map<String, Long> nextClock(Map<String, Long> current, Map<String, Long> client) {
@@ -496,6 +502,13 @@ public final class Documents {
         long before = max(current);
         if (max(next) <= before) {
             next.put(SERVER_CLOCK_KEY, before + 1);
+        }
+        if (next.size() > MAX_CLOCK_KEYS) {
+            // The largest entries (the maximum among them), ties by key so every instance keeps the same ones.
+            return next.entrySet().stream()
+                    .sorted(Map.Entry.<String, Long>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()))
+                    .limit(MAX_CLOCK_KEYS)
+                    .collect(java.util.stream.Collectors.toUnmodifiableMap(Map.Entry::getKey, Map.Entry::getValue));
         }
         return Map.copyOf(next);
     }

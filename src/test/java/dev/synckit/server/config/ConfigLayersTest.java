@@ -365,6 +365,24 @@ class ConfigLayersTest {
     }
 
     @Test
+    void storageWaitsAreValidatedAndNamed() throws IOException {
+        String url = "postgresql://u:p@db:5432/s";
+        var storage = settings(args(secretOnlyFile()), env("DATABASE_URL", url), props()).storage();
+        assertEquals(java.time.Duration.ofMillis(5000), storage.socketTimeout());
+        assertEquals(java.time.Duration.ofMillis(2000), storage.lockTimeout());
+        assertEquals(200, storage.deltasPerDocument());
+        ConfigException lock = invalid(args(secretOnlyFile()), env("DATABASE_URL", url),
+                props("synckit.storage.lock-timeout-ms", "9000"));
+        assertTrue(lock.getMessage().contains("synckit.storage.lock-timeout-ms"), lock.getMessage());
+        ConfigException socket = invalid(args(secretOnlyFile()), env("DATABASE_URL", url),
+                props("synckit.storage.socket-timeout-ms", "0"));
+        assertTrue(socket.getMessage().contains("synckit.storage.socket-timeout-ms"), socket.getMessage());
+        ConfigException batch = invalid(args(secretOnlyFile()), env("DATABASE_URL", url),
+                props("synckit.storage.cleanup.batch-size", "0"));
+        assertTrue(batch.getMessage().contains("synckit.storage.cleanup.batch-size"), batch.getMessage());
+    }
+
+    @Test
     void nonNumericValuesNameTheirKey() throws IOException {
         ConfigException e = invalid(args(secretOnlyFile()), env("WS_MAX_CONNECTIONS", "lots"), props());
         assertTrue(e.getMessage().contains("synckit.limits.max-connections"), e.getMessage());

@@ -71,6 +71,32 @@ class DurabilityTest {
     }
 
     @Test
+    void theClockOfADocumentThatManyClientsWroteStaysBounded() throws Exception {
+        String doc = "many-clients-doc";
+        int clients = 40;
+        try (TestDatabase db = TestDatabase.create();
+             TestServer server = TestServer.start(Map.of("synckit.storage.url", db.url()));
+             WsClient c = WsClient.binary(server.wsUri())) {
+            for (int k = 0; k < clients; k++) {
+                // Each write from a client never seen before, its own counter at 1 (or, now and then, far ahead).
+                ObjectNode batch = Json.object().put("documentId", doc).put("messageId", "m" + k);
+                ObjectNode op = batch.putArray("deltas").addObject().put("type", "set").put("field", "f")
+                        .put("value", k).put("clientId", "client-" + k);
+                op.putObject("clock").put("client-" + k, k % 10 == 9 ? 1000L + k : 1L);
+                c.send(MessageType.DELTA_BATCH, batch);
+                String id = "m" + k;
+                c.await("ack", r -> id.equals(r.text("messageId")));
+            }
+            JsonNode clock = state(c, doc, "s").get("clock");
+            assertTrue(clock.size() <= 8, "the clock grew to " + clock.size() + " keys: " + clock);
+            assertEquals(1039, clock.get("client-39").asLong(), "the maximum is kept: " + clock);
+            try (Connection sql = db.connect()) {
+                assertTrue(scalar(sql, "SELECT count(*) FROM vector_clocks WHERE document_id = '" + doc + "'") <= 8);
+            }
+        }
+    }
+
+    @Test
     void repliesKeepTheOrderOfTheMessagesWhileWritesCommit() {
         // Writes to one document are pipelined into group commits; that must not reorder what the client
         // hears back, nor let a read overtake the writes sent before it.

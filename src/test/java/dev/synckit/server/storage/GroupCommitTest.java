@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class GroupCommitTest {
     static Settings.Storage settings(String url, int maxBatch) {
         return new Settings.Storage("postgres", url, "", "", 8, Duration.ofSeconds(5), true, maxBatch, 4,
-                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), Duration.ofSeconds(2), 1000, 200);
     }
 
     private static DocumentWrite write(String doc, long baseSeq, String field, Object value) {
@@ -71,7 +72,7 @@ class GroupCommitTest {
 
     @Test
     void aFailingWriteFailsAloneAndTheRestOfItsBatchCommits() throws Exception {
-        String tooLong = "x".repeat(600); // field_path is VARCHAR(500)
+        String tooLong = "x".repeat(300); // vector_clocks.client_id is VARCHAR(255)
         try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
             CountDownLatch start = new CountDownLatch(1);
             ConcurrentLinkedQueue<String> unexpected = new ConcurrentLinkedQueue<>();
@@ -82,7 +83,10 @@ class GroupCommitTest {
                 threads.add(Thread.ofVirtual().start(() -> {
                     try {
                         start.await();
-                        storage.commit(write(doc, 0, bad ? tooLong : "ok", doc), c -> {
+                        DocumentWrite ok = write(doc, 0, "ok", doc);
+                        DocumentWrite attempt = bad ? new DocumentWrite(doc, 0, ok.deltas(), Map.of(tooLong, 1L), null,
+                                ok.timestamp(), null, null) : ok;
+                        storage.commit(attempt, c -> {
                             throw new AssertionError("no rebase expected");
                         });
                         if (bad) {
@@ -152,7 +156,6 @@ class GroupCommitTest {
             StoredDocument d = storage.load("pipe").orElseThrow();
             assertEquals(n, d.seq());
             assertEquals(n, d.fields().get("f" + (n % 7)).asInt());
-            assertEquals(n, storage.deltasSince("pipe", 0, 1000).size());
             assertTrue(storage.transactions() < n, "pipelined writes did not share transactions: " + storage.transactions());
         }
     }
@@ -186,7 +189,6 @@ class GroupCommitTest {
                 assertInstanceOf(CommitResult.Duplicate.class, outcome[0], () -> "outcome: " + outcome[0]);
             }
             assertEquals(2, storage.load("race").orElseThrow().seq(), "applied twice");
-            assertEquals(1, storage.deltasSince("race", 0, 10).size());
         }
     }
 }

@@ -44,8 +44,13 @@ class StorageContractTest {
 
     /** {@code maxBatch} 1 commits each write alone; above 1 writes share transactions (group commit). */
     static Settings.Storage postgresSettings(String url, int maxBatch, int committers) {
+        return postgresSettings(url, maxBatch, committers, Duration.ofSeconds(2), 1000);
+    }
+
+    static Settings.Storage postgresSettings(String url, int maxBatch, int committers, Duration lockTimeout, int cleanupBatch) {
         return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(5), true, maxBatch, committers,
-                Duration.ZERO, Duration.ofDays(30), 1000, Duration.ofHours(24));
+                Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                Duration.ofSeconds(5), lockTimeout, cleanupBatch, 200);
     }
 
     static JsonNode json(String text) {
@@ -150,7 +155,6 @@ class StorageContractTest {
         void loadOfUnknownIdIsEmpty() throws Exception {
             assertEquals(Optional.empty(), store.load("no-such-doc"));
             assertEquals(0, store.currentSeq("no-such-doc"));
-            assertEquals(List.of(), store.deltasSince("no-such-doc", 0, 100));
         }
 
         @Test
@@ -182,10 +186,6 @@ class StorageContractTest {
             StoredDocument doc = store.load("doc-d").orElseThrow();
             assertEquals(Map.of("b", json("2")), doc.fields());
             assertEquals(3, doc.seq());
-            List<StoredDelta> deltas = store.deltasSince("doc-d", 2, 10);
-            assertEquals(1, deltas.size());
-            assertTrue(deltas.getFirst().isDelete(), "a delete comes back as a delete: " + deltas.getFirst());
-            assertEquals("a", deltas.getFirst().field());
 
             // Deleting a field that does not exist, and set-then-delete inside one write.
             commit(write("doc-d", 3, List.of(del(4, "never", ts), set(5, "x", json("9"), ts), del(6, "x", ts)),
@@ -229,12 +229,6 @@ class StorageContractTest {
             for (Map.Entry<String, JsonNode> e : values.entrySet()) {
                 assertEquals(e.getValue(), doc.fields().get(e.getKey()), "field " + e.getKey());
             }
-            List<StoredDelta> stored = store.deltasSince("doc-json", 0, 100);
-            assertEquals(values.size(), stored.size());
-            for (StoredDelta d : stored) {
-                assertFalse(d.isDelete(), "a set of " + d.field() + " is not a delete");
-                assertEquals(values.get(d.field()), d.value(), "delta of " + d.field());
-            }
         }
 
         @Test
@@ -275,7 +269,6 @@ class StorageContractTest {
             assertEquals(3, doc.seq());
             assertEquals(Map.of("a", json("\"mine\""), "b", json("2")), doc.fields());
             assertEquals(Map.of("c", 2L, "x", 1L), doc.clock());
-            assertEquals(List.of(1L, 2L, 3L), store.deltasSince("doc-s", 0, 100).stream().map(StoredDelta::seq).toList());
 
             // The rebased write's message id is recorded: its retry is a duplicate.
             assertInstanceOf(CommitResult.Duplicate.class, commit(write("doc-s", 3, List.of(set(4, "a", json("0"), ts)),
@@ -322,7 +315,6 @@ class StorageContractTest {
             assertEquals(1, doc.seq());
             assertEquals(Map.of("n", json("1")), doc.fields());
             assertEquals(Map.of("c1", 1L), doc.clock());
-            assertEquals(1, store.deltasSince("doc-m", 0, 100).size());
 
             // A retry from an old base is still reported as a duplicate (rebased or not).
             assertInstanceOf(CommitResult.Duplicate.class, commitRebasing(write("doc-m", 0,
@@ -391,7 +383,6 @@ class StorageContractTest {
                 assertTrue(notRebased <= 1, "at most the first write needs no rebase");
                 assertEquals(writers - notRebased, seen.size());
                 assertEquals(base + writers, store.currentSeq(doc));
-                assertEquals(base + writers, store.deltasSince(doc, 0, 100).size());
                 StoredDocument stored = store.load(doc).orElseThrow();
                 for (int i = 0; i < writers; i++) {
                     assertEquals(json(String.valueOf(i)), stored.fields().get("w" + i), "no write lost: w" + i);
@@ -416,36 +407,6 @@ class StorageContractTest {
                     Map.of("c", 5L), new TextState("t", 1), ts, null, null)));
             assertEquals(4, store.currentSeq("doc-q"));
             assertEquals(4, store.load("doc-q").orElseThrow().seq());
-        }
-
-        @Test
-        void deltasSinceIsOrderedAndLimited() throws Exception {
-            long ts = now();
-            commit(write("doc-x", 0, List.of(set(1, "a", json("1"), ts), set(2, "b", json("2"), ts)),
-                    Map.of("c", 2L), ts));
-            commit(write("doc-x", 2, List.of(set(3, "c", json("3"), ts + 1), del(4, "a", ts + 1),
-                    set(5, "a", json("5"), ts + 2)), Map.of("c", 5L), ts + 1));
-            commit(write("doc-other", 0, List.of(set(1, "z", json("0"), ts)), Map.of("c", 1L), ts));
-
-            List<StoredDelta> all = store.deltasSince("doc-x", 0, 100);
-            assertEquals(List.of(1L, 2L, 3L, 4L, 5L), all.stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of("a", "b", "c", "a", "a"), all.stream().map(StoredDelta::field).toList());
-            assertEquals(json("1"), all.get(0).value());
-            assertTrue(all.get(3).isDelete());
-            assertEquals(json("5"), all.get(4).value());
-            for (StoredDelta d : all) {
-                assertEquals("writer-1", d.writer());
-            }
-            assertEquals(ts, all.get(0).timestamp());
-            assertEquals(ts + 1, all.get(2).timestamp());
-            assertEquals(ts + 2, all.get(4).timestamp(), "each delta keeps its own time");
-
-            assertEquals(List.of(3L, 4L), store.deltasSince("doc-x", 2, 2).stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of(1L), store.deltasSince("doc-x", 0, 1).stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of(5L), store.deltasSince("doc-x", 4, 10).stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of(), store.deltasSince("doc-x", 5, 10));
-            assertEquals(List.of(), store.deltasSince("doc-x", 99, 10));
-            assertEquals(List.of(1L), store.deltasSince("doc-other", 0, 10).stream().map(StoredDelta::seq).toList());
         }
 
         // ---- list / delete --------------------------------------------------------------------------
@@ -488,7 +449,6 @@ class StorageContractTest {
             assertTrue(store.delete("doc-del"));
             assertEquals(Optional.empty(), store.load("doc-del"));
             assertEquals(0, store.currentSeq("doc-del"));
-            assertEquals(List.of(), store.deltasSince("doc-del", 0, 10));
             assertEquals(List.of("doc-keep"), store.list(10, 0).stream().map(DocumentSummary::id).toList());
             assertFalse(store.delete("doc-del"));
             assertFalse(store.delete("never-existed"));
@@ -519,6 +479,10 @@ class StorageContractTest {
             commit(write("doc-clk", 2, List.of(set(3, "b", json("1"), ts)),
                     Map.of("a", 3L, "b", 8L, "big", Long.MAX_VALUE, "c", 0L), ts));
             assertEquals(Map.of("a", 3L, "b", 8L, "big", Long.MAX_VALUE, "c", 0L), store.load("doc-clk").orElseThrow().clock());
+
+            // The write's clock is the document clock: keys it no longer has (compacted away) are gone.
+            commit(write("doc-clk", 3, List.of(set(4, "b", json("2"), ts)), Map.of("b", 9L, "big", Long.MAX_VALUE), ts));
+            assertEquals(Map.of("b", 9L, "big", Long.MAX_VALUE), store.load("doc-clk").orElseThrow().clock());
         }
 
         @Test
@@ -556,13 +520,12 @@ class StorageContractTest {
         @Test
         void cleanupReturnsCounts() throws Exception {
             setNext("doc-cl", "a", json("1"), now());
-            StorageAdapter.Cleanup c = store.cleanup(Duration.ofDays(30), 1000, Duration.ofHours(24));
+            StorageAdapter.Cleanup c = store.cleanup(Duration.ofDays(30), Duration.ofHours(24));
             assertNotNull(c);
             assertTrue(c.deltas() >= 0 && c.appliedMessages() >= 0 && c.sessions() >= 0, c.toString());
             // Nothing recent is removed.
-            assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
-            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ZERO, 0, Duration.ZERO));
-            assertEquals(1, store.deltasSince("doc-cl", 0, 10).size());
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), store.cleanup(Duration.ZERO, Duration.ZERO));
+            assertEquals(Map.of("a", json("1")), store.load("doc-cl").orElseThrow().fields());
         }
     }
 
@@ -618,45 +581,116 @@ class StorageContractTest {
         }
 
         @Test
-        void cleanupRemovesOldRowsButKeepsTheNewestDeltasOfEachDocument() throws Exception {
+        void cleanupRemovesOldRowsInBatchesUntilNoneAreLeft() throws Exception {
             long ts = now();
-            // doc-old: 5 deltas, all made 40 days old below; 2 are kept.
-            commit(write("doc-old", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
-                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "old-1"));
-            commit(write("doc-old", 3, List.of(set(4, "a", json("4"), ts), set(5, "b", json("0"), ts)),
-                    Map.of("c", 5L), ts, "c1", "old-2"));
-            // doc-few: 2 old deltas, fewer than the number kept: both stay.
-            commit(write("doc-few", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts)),
-                    Map.of("c", 2L), ts));
-            // doc-new: recent deltas stay whatever their number.
-            commit(write("doc-new", 0, List.of(set(1, "a", json("1"), ts), set(2, "a", json("2"), ts),
-                    set(3, "a", json("3"), ts)), Map.of("c", 3L), ts, "c1", "new-1"));
-            // A row as the TS server writes it (no seq), old: removed by age alone.
+            setNext("doc-old", "a", json("1"), ts);
+            setNext("doc-new", "a", json("1"), ts);
+            // More old rows of each kind than one batch (3) holds, as the TS server and old versions wrote them.
             sql("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, timestamp)"
-                    + " VALUES ('doc-old', 'ts-client', 'set', 'a', NULL, 1, NOW() - INTERVAL '40 days')");
-            sql("UPDATE deltas SET timestamp = NOW() - INTERVAL '40 days' WHERE document_id IN ('doc-old', 'doc-few')");
-            sql("UPDATE synckit_applied_messages SET applied_at = NOW() - INTERVAL '40 days' WHERE message_id = 'old-1'");
-            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-old', 'u', NOW() - INTERVAL '2 days'),"
-                    + " ('s-new', 'u', NOW())");
+                    + " SELECT 'doc-old', 'ts-client', 'set', 'a', NULL, n, NOW() - INTERVAL '40 days' FROM generate_series(1, 10) n");
+            sql("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq, applied_at)"
+                    + " SELECT 'doc-old', 'c', 'old-' || n, n, NOW() - INTERVAL '40 days' FROM generate_series(1, 7) n");
+            sql("INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq) VALUES ('doc-new', 'c', 'new-1', 1)");
+            sql("INSERT INTO sessions (id, user_id, last_seen) SELECT 's-old-' || n, 'u', NOW() - INTERVAL '2 days'"
+                    + " FROM generate_series(1, 6) n");
+            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-new', 'u', NOW())");
+            long recentDeltas = count("SELECT COUNT(*) FROM deltas WHERE timestamp > NOW() - INTERVAL '1 day'");
 
-            StorageAdapter.Cleanup removed = store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24));
-            assertEquals(new StorageAdapter.Cleanup(4, 1, 1), removed);
+            try (PostgresStorage small = PostgresStorage.open(postgresSettings(db.url(), 1, 1, Duration.ofSeconds(2), 3))) {
+                assertEquals(new StorageAdapter.Cleanup(10, 7, 6, false), small.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+                assertEquals(recentDeltas, count("SELECT COUNT(*) FROM deltas"));
+                assertEquals(1, count("SELECT COUNT(*) FROM synckit_applied_messages"));
+                assertEquals(1, count("SELECT COUNT(*) FROM sessions"));
+                // Documents themselves are untouched.
+                assertEquals(Map.of("a", json("1")), small.load("doc-old").orElseThrow().fields());
+                // Again: nothing left to remove.
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), small.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            }
+        }
 
-            assertEquals(List.of(4L, 5L), store.deltasSince("doc-old", 0, 100).stream().map(StoredDelta::seq).toList());
-            assertEquals(List.of(1L, 2L), store.deltasSince("doc-few", 0, 100).stream().map(StoredDelta::seq).toList());
-            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
-            assertEquals(0, count("SELECT COUNT(*) FROM deltas WHERE seq IS NULL"));
-            assertEquals(1, count("SELECT COUNT(*) FROM sessions"));
-            assertEquals(2, count("SELECT COUNT(*) FROM synckit_applied_messages"));
-            // Documents themselves are untouched.
-            assertEquals(Map.of("a", json("4"), "b", json("0")), store.load("doc-old").orElseThrow().fields());
+        @Test
+        void cleanupRunsOnOneInstanceAtATime() throws Exception {
+            sql("INSERT INTO sessions (id, user_id, last_seen) VALUES ('s-old', 'u', NOW() - INTERVAL '2 days')");
+            // Another instance in the middle of its cleanup holds the lock in its session.
+            try (Connection other = db.connect(); Statement st = other.createStatement()) {
+                st.execute("SELECT pg_advisory_lock(" + RetentionSweep.CLEANUP_LOCK + ")");
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 0, true), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+                assertEquals(1, count("SELECT COUNT(*) FROM sessions"), "a skipped round deletes nothing");
+                st.execute("SELECT pg_advisory_unlock(" + RetentionSweep.CLEANUP_LOCK + ")");
+            }
+            // It finished: the next round runs, and leaves the lock free for the round after.
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 1, false), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            assertEquals(new StorageAdapter.Cleanup(0, 0, 0, false), store.cleanup(Duration.ofDays(30), Duration.ofHours(24)));
+            try (Connection other = db.connect(); Statement st = other.createStatement();
+                 ResultSet rs = st.executeQuery("SELECT pg_try_advisory_lock(" + RetentionSweep.CLEANUP_LOCK + ")")) {
+                assertTrue(rs.next() && rs.getBoolean(1), "the cleanup released its lock");
+            }
+        }
 
-            // Again: nothing left to remove.
-            assertEquals(new StorageAdapter.Cleanup(0, 0, 0), store.cleanup(Duration.ofDays(30), 2, Duration.ofHours(24)));
-            // keep 0 removes every old delta.
-            assertEquals(new StorageAdapter.Cleanup(4, 0, 0), store.cleanup(Duration.ofDays(30), 0, Duration.ofHours(24)));
-            assertEquals(List.of(), store.deltasSince("doc-old", 0, 100));
-            assertEquals(3, store.deltasSince("doc-new", 0, 100).size());
+        @Test
+        void concurrentCleanupsOfTwoInstancesRunOneAndSkipTheOther() throws Exception {
+            sql("INSERT INTO sessions (id, user_id, last_seen) SELECT 's-' || n, 'u', NOW() - INTERVAL '2 days'"
+                    + " FROM generate_series(1, 3000) n");
+            try (PostgresStorage second = PostgresStorage.open(postgresSettings(db.url(), 1, 1, Duration.ofSeconds(2), 1))) {
+                // Batches of one make the second store's sweep long enough that the other finds it running.
+                var running = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                    try {
+                        return second.cleanup(Duration.ofDays(30), Duration.ofHours(24));
+                    } catch (StorageException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                dev.synckit.server.testing.Await.waitFor("the sweep to start", Duration.ofSeconds(10), () -> {
+                    try {
+                        return count("SELECT COUNT(*) FROM sessions") < 3000;
+                    } catch (SQLException e) {
+                        throw new IllegalStateException(e);
+                    }
+                });
+                StorageAdapter.Cleanup meanwhile = store.cleanup(Duration.ofDays(30), Duration.ofHours(24));
+                StorageAdapter.Cleanup first = running.get(30, java.util.concurrent.TimeUnit.SECONDS);
+                assertTrue(meanwhile.skipped(), "one instance ran, the other skipped: " + meanwhile);
+                assertEquals(new StorageAdapter.Cleanup(0, 0, 3000, false), first);
+            }
+        }
+
+        @Test
+        void aDocumentKeepsItsNewestDeltaRowsAndOneClockRowPerKeyOfTheLatestClock() throws Exception {
+            long ts = now();
+            sql("INSERT INTO documents (id, state) VALUES ('doc-rows', '{\"id\":\"doc-rows\",\"fields\":{}}')");
+            sql("INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value)"
+                    + " VALUES ('doc-rows', 'ts-client', 'set', 'a', NULL, 1)");
+            commit(write("doc-rows", 0, List.of(set(1, "a", json("1"), ts), set(2, "b", json("2"), ts)),
+                    Map.of("c1", 1L, "c2", 2L, "c3", 3L), ts, "c1", "m-1"));
+            long seq = 2;
+            for (int i = 0; i < 250; i++) {
+                commit(write("doc-rows", seq, List.of(set(seq + 1, "a", json(String.valueOf(i)), ts), del(seq + 2, "b", ts)),
+                        Map.of("c3", 3L, "server", seq + 2), ts));
+                seq += 2;
+            }
+            // The settings keep 200: the newest 200 of ours, in the TS row format; the TS server's row is left
+            // to the age-based cleanup.
+            assertEquals(200, count("SELECT COUNT(*) FROM deltas WHERE document_id = 'doc-rows' AND seq IS NOT NULL"));
+            assertEquals(seq - 199, count("SELECT MIN(seq) FROM deltas WHERE document_id = 'doc-rows'"));
+            assertEquals(1, count("SELECT COUNT(*) FROM deltas WHERE document_id = 'doc-rows' AND seq IS NULL"));
+            assertEquals(1, count("SELECT COUNT(*) FROM deltas WHERE document_id = 'doc-rows' AND seq = " + seq
+                    + " AND operation_type = 'delete' AND value IS NULL AND field_path = 'b'"));
+            // Only the keys of the latest clock have rows.
+            assertEquals(2, count("SELECT COUNT(*) FROM vector_clocks WHERE document_id = 'doc-rows'"));
+        }
+
+        @Test
+        void noDeltaRowsWhenNoneAreKept() throws Exception {
+            try (PostgresStorage none = PostgresStorage.open(new Settings.Storage("postgres", db.url(), "", "", 4,
+                    Duration.ofSeconds(5), true, 1, 1, Duration.ZERO, Duration.ofDays(30), Duration.ofHours(24),
+                    Duration.ofSeconds(5), Duration.ofSeconds(2), 1000, 0))) {
+                long ts = now();
+                none.commit(write("doc-none", 0, List.of(set(1, "a", json("1"), ts)), Map.of("c", 1L), ts), c -> {
+                    throw new AssertionError();
+                });
+                assertEquals(Map.of("a", json("1")), none.load("doc-none").orElseThrow().fields());
+                assertEquals(0, count("SELECT COUNT(*) FROM deltas"));
+            }
         }
 
         @Test

@@ -11,7 +11,6 @@ import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.MemoryStorage;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
-import dev.synckit.server.storage.StoredDelta;
 import dev.synckit.server.storage.StoredDocument;
 import org.junit.jupiter.api.Test;
 
@@ -90,13 +89,8 @@ class DocumentsTest {
         }
 
         @Override
-        public Cleanup cleanup(Duration deltaRetention, int keep, Duration sessionRetention) {
-            return inner.cleanup(deltaRetention, keep, sessionRetention);
-        }
-
-        @Override
-        public List<StoredDelta> deltasSince(String documentId, long afterSeq, int limit) {
-            return inner.deltasSince(documentId, afterSeq, limit);
+        public Cleanup cleanup(Duration deltaRetention, Duration sessionRetention) {
+            return inner.cleanup(deltaRetention, sessionRetention);
         }
 
         @Override
@@ -126,6 +120,24 @@ class DocumentsTest {
 
     private static List<FieldChange> set(String field, Object value) {
         return List.of(new FieldChange(field, Json.MAPPER.valueToTree(value)));
+    }
+
+    @Test
+    void clockStaysBoundedHoweverManyClientsWriteAndKeepsItsMaximum() {
+        Map<String, Long> clock = Map.of();
+        long previous = 0;
+        for (int i = 0; i < 1000; i++) {
+            // Every write from a new client whose counter is below the document's maximum, and one that is above.
+            Map<String, Long> client = i % 100 == 99 ? Map.of("client-" + i, previous + 5) : Map.of("client-" + i, 1L);
+            clock = Documents.nextClock(clock, client);
+            assertTrue(clock.size() <= Documents.MAX_CLOCK_KEYS, "clock has " + clock.size() + " keys: " + clock);
+            long max = Documents.max(clock);
+            assertTrue(max > previous, "max " + max + " did not grow past " + previous + " in " + clock);
+            assertTrue(max >= client.values().iterator().next(), "the writer's counter is covered");
+            previous = max;
+        }
+        // Below the bound nothing is dropped.
+        assertEquals(Map.of("a", 3L, "b", 4L), Documents.nextClock(Map.of("a", 3L), Map.of("b", 4L)));
     }
 
     @Test
