@@ -82,7 +82,7 @@ public final class Main {
         }
         var storage = settings.storage();
         var url = dev.synckit.server.storage.DatabaseUrl.parse(storage.url(), storage.user(), storage.password());
-        try (var ds = dev.synckit.server.storage.PostgresStorage.dataSource(url, 1, storage.connectTimeout())) {
+        try (var ds = dev.synckit.server.storage.PostgresStorage.dataSource(url, 2, storage.connectTimeout())) {
             dev.synckit.server.storage.Migrations.migrate(ds, url);
             return 0;
         } catch (dev.synckit.server.storage.StorageException e) {
