@@ -388,4 +388,25 @@ class MigrationTest {
         assertFalse(e.getMessage().contains("hunter2"), e.getMessage());
         assertFalse(e.getMessage().contains("other-secret"), e.getMessage());
     }
+
+    @Test
+    void theMigrateSubcommandMigratesAnEmptyDatabaseAndExits() throws Exception {
+        // What the Kubernetes migrate job runs, in a process of its own.
+        try (TestDatabase db = TestDatabase.create()) {
+            ProcessBuilder pb = new ProcessBuilder(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-cp", System.getProperty("java.class.path"), "dev.synckit.server.Main", "migrate")
+                    .redirectErrorStream(true);
+            pb.environment().put("DATABASE_URL", db.url());
+            pb.environment().put("SYNCKIT_AUTH_REQUIRED", "false");
+            Process p = pb.start();
+            String output = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS), output);
+            assertEquals(0, p.exitValue(), output);
+            try (Connection c = db.connect(); Statement st = c.createStatement();
+                 ResultSet rs = st.executeQuery("SELECT count(*) FROM flyway_schema_history WHERE success")) {
+                rs.next();
+                assertTrue(rs.getInt(1) >= 2, "migrations recorded");
+            }
+        }
+    }
 }
