@@ -46,6 +46,8 @@ final class ClientSession implements WsListener {
     private Chunks chunks;
     private volatile Principal principal;
     private boolean framingDecided;
+    /** Whether a reaper releases the connection when Helidon's handler thread ends. */
+    private boolean reaped;
 
     ClientSession(Gateway gateway) {
         this.gateway = gateway;
@@ -104,6 +106,7 @@ final class ClientSession implements WsListener {
             }
             gateway.release(c);
         });
+        reaped = true;
     }
 
     private static String socketIp(SocketAddress address) {
@@ -142,22 +145,35 @@ final class ClientSession implements WsListener {
         }
     }
 
+    /**
+     * Helidon sends its close reply only after this returns, and closes the socket after that; so the
+     * reply goes out first and the cleanup (unsubscribe, presence, fan-out) waits until the handler has
+     * closed the socket: a peer's close event needs both.
+     */
     @Override
     public void onClose(WsSession session, int status, String reason) {
-        release();
+        Connection c = connection;
+        if (c != null) {
+            c.closeReceived(status);
+        }
+        releaseAfterHandler();
     }
 
     @Override
     public void onError(WsSession session, Throwable t) {
         LOG.log(Level.FINE, "socket error", t);
-        release();
-    }
-
-    private void release() {
         Connection c = connection;
         if (c != null) {
+            c.stopSending();
+        }
+        releaseAfterHandler();
+    }
+
+    private void releaseAfterHandler() {
+        Connection c = connection;
+        if (c != null && !reaped) {
             connection = null;
-            gateway.release(c);
+            Thread.ofVirtual().name("ws-release-" + c.id()).start(() -> gateway.release(c));
         }
     }
 

@@ -20,6 +20,7 @@ public final class TcpProxy implements AutoCloseable {
     private final int port;
     private final Set<Socket> sockets = ConcurrentHashMap.newKeySet();
     private volatile ServerSocket server;
+    private volatile boolean paused;
 
     public TcpProxy(String targetHost, int targetPort) throws IOException {
         this.targetHost = targetHost;
@@ -64,6 +65,15 @@ public final class TcpProxy implements AutoCloseable {
                 }
             }
         });
+    }
+
+    /** Keeps every connection open but forwards nothing until {@link #resume()}: a backend that stalls. */
+    public void pause() {
+        paused = true;
+    }
+
+    public void resume() {
+        paused = false;
     }
 
     /** Rebinds the port; a just-closed listener may hold it for a moment while its accept unwinds. */
@@ -113,11 +123,16 @@ public final class TcpProxy implements AutoCloseable {
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 int n;
                 while ((n = in.read(buf)) >= 0) {
+                    while (paused) {
+                        Thread.sleep(5);
+                    }
                     out.write(buf, 0, n);
                     out.flush();
                 }
             } catch (IOException ignored) {
                 // one side went away
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             } finally {
                 try {
                     from.close();
