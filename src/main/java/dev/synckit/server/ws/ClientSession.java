@@ -230,6 +230,12 @@ final class ClientSession implements WsListener {
             connection.send(Outbound.error("Too many messages. Please slow down.", "code", "RATE_LIMIT_EXCEEDED"));
             return;
         }
+        if (message instanceof Message.Ack || message instanceof Message.Pong) {
+            // No reply to keep in order and nothing to do: an ack of a broadcast (the upstream test client
+            // acks every one) must not wait for this connection's writes to commit, nor hold up the frames
+            // behind it, a close among them.
+            return;
+        }
         String written = switch (message) {
             case Message.Delta d -> d.documentId();
             case Message.DeltaBatch b -> b.documentId();

@@ -1,5 +1,6 @@
 package dev.synckit.server.ws;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.testing.RawWebSocket;
@@ -61,6 +62,44 @@ class CloseReplyTest {
                     pg.resume();
                 }
                 awaitMessage(new DataInputStream(waiting.getInputStream()), MessageType.SYNC_RESPONSE);
+            }
+        }
+    }
+
+    /**
+     * The upstream test client acks every broadcast; an ack that waited for the connection's own write to
+     * commit held up the close frame behind it for as long as the database took.
+     */
+    @Test
+    void closeBehindAnAckIsAnsweredWhileTheConnectionsWriteCommits() throws Exception {
+        try (TestDatabase db = TestDatabase.create();
+             TcpProxy pg = new TcpProxy(db.address().getHost(), db.address().getPort());
+             TestServer server = TestServer.start(Map.of("synckit.storage.url", db.urlVia(pg.port())))) {
+            String doc = "commit-" + System.nanoTime();
+            try (Socket leaving = RawWebSocket.open(server.wsUri().getPort(), true, READ_TIMEOUT_MILLIS)) {
+                DataInputStream in = new DataInputStream(leaving.getInputStream());
+                OutputStream out = leaving.getOutputStream();
+                send(out, 0x2, syncRequest("s1", doc));
+                awaitMessage(in, MessageType.SYNC_RESPONSE);
+
+                pg.pause();
+                try {
+                    ObjectNode delta = Json.object().put("id", "d1").put("documentId", doc);
+                    delta.putObject("delta").put("title", "offline");
+                    delta.putObject("vectorClock");
+                    send(out, 0x2, WsClient.encode(MessageType.DELTA, delta));
+                    send(out, 0x2, WsClient.encode(MessageType.ACK, Json.object().put("id", "k1").put("messageId", "b1")));
+                    send(out, 0x8, new byte[0]);
+                    try {
+                        while (frame(in).opcode() != 0x8) {
+                            // anything already on its way
+                        }
+                    } catch (SocketTimeoutException e) {
+                        fail("no close reply within " + READ_TIMEOUT_MILLIS + " ms while the connection's write committed");
+                    }
+                } finally {
+                    pg.resume();
+                }
             }
         }
     }
