@@ -36,7 +36,11 @@ public final class Bench {
     public static void main(String[] args) {
         try {
             Options options = Options.parse(args);
-            run(options, System.out);
+            if (options.closes() > 0) {
+                Closes.run(options, System.out);
+            } else {
+                run(options, System.out);
+            }
         } catch (IllegalArgumentException e) {
             System.err.println(e.getMessage());
             System.exit(2);
@@ -48,6 +52,11 @@ public final class Bench {
 
     public static Result run(String[] args, PrintStream out) throws Exception {
         return run(Options.parse(args), out);
+    }
+
+    /** {@code --closes N}: the close-reply latencies (see {@link Closes}). */
+    static Closes.Figures closes(String[] args, PrintStream out) {
+        return Closes.run(Options.parse(args), out);
     }
 
     static Result run(Options o, PrintStream out) throws Exception {

@@ -7,7 +7,8 @@ import java.util.List;
 
 /** Command-line options of {@code bench}. */
 record Options(List<URI> urls, int clients, int docs, double rate, int inflight, int valueBytes,
-               Duration duration, Duration warmup, String json, int connections, int rampPerSecond) {
+               Duration duration, Duration warmup, String json, int connections, int rampPerSecond,
+               int closes) {
 
     static final String USAGE = """
             usage: java -jar synckit-server.jar bench [options]
@@ -22,6 +23,8 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
               --json FILE         also write the result as JSON
               --connections N     instead: open N idle subscribed connections and report what was held
               --ramp 1000         connections opened per second in --connections mode
+              --closes N          instead: N times, open a subscribed connection, send a close frame and
+                                  time the server's close reply and its end of the TCP connection
             """;
 
     static Options parse(String[] args) {
@@ -36,6 +39,7 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
         String json = null;
         int connections = 0;
         int ramp = 1000;
+        int closes = 0;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("bench")) {
@@ -57,13 +61,14 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
                 case "--json" -> json = v;
                 case "--connections" -> connections = Integer.parseInt(v);
                 case "--ramp" -> ramp = Integer.parseInt(v);
+                case "--closes" -> closes = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + a + "\n" + USAGE);
             }
         }
         if (clients < 1 || docs < 1 || inflight < 1 || rate < 0) {
             throw new IllegalArgumentException("--clients, --docs and --inflight must be at least 1, --rate at least 0\n" + USAGE);
         }
-        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp);
+        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp, closes);
     }
 
     static Duration duration(String v) {

@@ -48,6 +48,8 @@ final class ClientSession implements WsListener {
     private Chunks chunks;
     private volatile Principal principal;
     private boolean framingDecided;
+    /** Whether a reaper releases the connection when Helidon's handler thread ends. */
+    private boolean reaped;
 
     ClientSession(Gateway gateway) {
         this.gateway = gateway;
@@ -109,6 +111,7 @@ final class ClientSession implements WsListener {
             }
             gateway.release(c);
         });
+        reaped = true;
     }
 
     private static String socketIp(SocketAddress address) {
@@ -147,22 +150,35 @@ final class ClientSession implements WsListener {
         }
     }
 
+    /**
+     * Helidon sends its close reply only after this returns, and closes the socket after that; so the
+     * reply goes out first and the cleanup (unsubscribe, presence, fan-out) waits until the handler has
+     * closed the socket: a peer's close event needs both.
+     */
     @Override
     public void onClose(WsSession session, int status, String reason) {
-        release();
+        Connection c = connection;
+        if (c != null) {
+            c.closeReceived(status);
+        }
+        releaseAfterHandler();
     }
 
     @Override
     public void onError(WsSession session, Throwable t) {
         LOG.log(Level.FINE, "socket error", t);
-        release();
-    }
-
-    private void release() {
         Connection c = connection;
         if (c != null) {
+            c.stopSending();
+        }
+        releaseAfterHandler();
+    }
+
+    private void releaseAfterHandler() {
+        Connection c = connection;
+        if (c != null && !reaped) {
             connection = null;
-            gateway.release(c);
+            Thread.ofVirtual().name("ws-release-" + c.id()).start(() -> gateway.release(c));
         }
     }
 
@@ -217,6 +233,12 @@ final class ClientSession implements WsListener {
         if (!rateLimit.tryAcquire(System.nanoTime())) {
             writes.awaitNone();
             connection.send(Outbound.error("Too many messages. Please slow down.", "code", "RATE_LIMIT_EXCEEDED"));
+            return;
+        }
+        if (message instanceof Message.Ack || message instanceof Message.Pong) {
+            // No reply to keep in order and nothing to do: an ack of a broadcast (the upstream test client
+            // acks every one) must not wait for this connection's writes to commit, nor hold up the frames
+            // behind it, a close among them.
             return;
         }
         String written = switch (message) {

@@ -12,6 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -43,6 +44,11 @@ final class Connection implements Peer {
     private final AtomicLong replyBytes = new AtomicLong();
     private final OutboundBudget budget;
     private final AtomicBoolean closing = new AtomicBoolean();
+    /**
+     * Held by the writer around each frame it sends and by {@link #closeReceived}, so that once the close
+     * reply is out no data frame can follow it (Helidon's own send lock orders frames but not that).
+     */
+    private final ReentrantLock transmit = new ReentrantLock();
     private final Set<String> documents = ConcurrentHashMap.newKeySet();
     private volatile Framing framing = Framing.BINARY;
     private volatile boolean alive = true;
@@ -201,6 +207,69 @@ final class Connection implements Peer {
         queue.add(new Item.Close(0, null)); // wakes the writer so it can exit
     }
 
+    /**
+     * The peer sent a close frame: answer it now, before any cleanup (RFC 6455 §5.5.1 "as soon as
+     * practical"). A client that closes and reconnects at once only learns its old socket is closed from
+     * our close frame and TCP end; if that comes after its new socket opened, it takes itself for offline.
+     * What is still queued is dropped: the peer is leaving and resyncs when it comes back.
+     */
+    void closeReceived(int status) {
+        if (haltWriter()) {
+            try {
+                session.close(echoable(status), "");
+            } catch (RuntimeException e) {
+                LOG.log(Level.FINE, "close reply to " + id, e);
+            } finally {
+                transmit.unlock();
+            }
+        }
+    }
+
+    /**
+     * The connection failed and Helidon is about to send its own close: stop the writer first, so no data
+     * frame follows that close.
+     */
+    void stopSending() {
+        if (haltWriter()) {
+            transmit.unlock();
+        }
+    }
+
+    /**
+     * Drops what is queued and stops the writer; returns holding {@link #transmit} unless the connection
+     * was already closed. Runs on the handler thread, so it waits only for a frame the writer is sending
+     * at that moment, and for a peer that stopped reading in the middle of one, not longer than the
+     * close grace (then the connection is terminated).
+     */
+    private boolean haltWriter() {
+        closing.set(true);
+        dropQueued();
+        queue.add(new Item.Close(0, null)); // wakes the writer so it can exit
+        try {
+            if (!transmit.tryLock(CLOSE_GRACE_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                terminate();
+                return false;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            terminate();
+            return false;
+        }
+        if (!open) {
+            transmit.unlock();
+            return false;
+        }
+        open = false;
+        return true;
+    }
+
+    /** The peer's status, if it may be sent back (1005, 1006, 1015 and reserved codes may not). */
+    static int echoable(int status) {
+        boolean sendable = (status >= 1000 && status <= 1003) || (status >= 1007 && status <= 1014)
+                || (status >= 3000 && status <= 4999);
+        return sendable ? status : 1000;
+    }
+
     /** Called once the socket is gone. */
     void closed() {
         open = false;
@@ -243,23 +312,33 @@ final class Connection implements Peer {
         try {
             while (true) {
                 Item item = queue.take();
-                switch (item) {
-                    case Item.Message m -> {
-                        dequeued(m);
-                        dev.synckit.server.health.Meters.messageOut(m.message().type().wireName());
-                        if (framing == Framing.BINARY) {
-                            session.send(BufferData.create(m.message().binary()), true);
-                        } else {
-                            session.send(m.message().json(), true);
-                        }
-                    }
-                    case Item.Ping p -> session.ping(BufferData.empty());
-                    case Item.Close c -> {
-                        if (c.code() != 0 && open) {
-                            session.close(c.code(), c.reason());
-                        }
+                if (item instanceof Item.Message m) {
+                    dequeued(m);
+                }
+                transmit.lock();
+                try {
+                    if (!open) {
                         return;
                     }
+                    switch (item) {
+                        case Item.Message m -> {
+                            dev.synckit.server.health.Meters.messageOut(m.message().type().wireName());
+                            if (framing == Framing.BINARY) {
+                                session.send(BufferData.create(m.message().binary()), true);
+                            } else {
+                                session.send(m.message().json(), true);
+                            }
+                        }
+                        case Item.Ping p -> session.ping(BufferData.empty());
+                        case Item.Close c -> {
+                            if (c.code() != 0) {
+                                session.close(c.code(), c.reason());
+                            }
+                            return;
+                        }
+                    }
+                } finally {
+                    transmit.unlock();
                 }
             }
         } catch (InterruptedException e) {

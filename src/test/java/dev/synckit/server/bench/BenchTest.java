@@ -42,4 +42,18 @@ class BenchTest {
             assertTrue(r.serverHeapMb() > 0 && r.serverRssMb() > 0, out.toString(StandardCharsets.UTF_8));
         }
     }
+
+    @Test
+    void closesModeTimesTheCloseReplyOfSubscribedConnections() {
+        try (TestServer server = TestServer.start()) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            Closes.Figures f = Bench.closes(new String[] {"--url", server.wsUri().toString(), "--closes", "20"},
+                    new PrintStream(out, true, StandardCharsets.UTF_8));
+            String printed = out.toString(StandardCharsets.UTF_8);
+            assertEquals(20, f.samples(), printed);
+            assertEquals(0, f.errors(), printed);
+            assertTrue(f.closeReply()[3] > 0 && f.tcpEnd()[3] >= f.closeReply()[3], printed);
+            assertTrue(printed.contains("server's close frame"), printed);
+        }
+    }
 }

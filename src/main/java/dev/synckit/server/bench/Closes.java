@@ -1,0 +1,185 @@
+package dev.synckit.server.bench;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.protocol.Json;
+import dev.synckit.server.protocol.MessageType;
+
+import java.io.BufferedInputStream;
+import java.io.DataInputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * {@code bench --closes N}: how fast the server answers a client's close frame. A client that closes and
+ * reconnects at once (the upstream test client does) only sees its old socket's {@code close} event, which
+ * needs both the server's close frame and its end of the TCP connection, before the new socket opens if
+ * the server is quicker than a new connection's open + auth; otherwise it marks itself offline after
+ * reconnecting. Each sample: open, {@code auth}, {@code sync_request} (so the connection is subscribed and
+ * has something to clean up), then an empty close frame like {@code ws.close()} sends; timed from writing
+ * the close frame to reading the server's close frame, and to reading the end of the stream.
+ */
+final class Closes {
+    /** Latencies in milliseconds as {p50, p95, p99, max}. */
+    record Figures(int samples, double[] closeReply, double[] tcpEnd, double[] openAndAuth, long errors) {}
+
+    private static final int TIMEOUT_MILLIS = 10_000;
+
+    private Closes() {
+    }
+
+    static Figures run(Options o, PrintStream out) {
+        URI uri = o.urls().getFirst();
+        out.printf("bench: %d closes of a subscribed connection against %s%n", o.closes(), uri);
+        Latencies reply = new Latencies();
+        Latencies end = new Latencies();
+        Latencies open = new Latencies();
+        long errors = 0;
+        String documentId = "close-doc-" + Long.toString(System.nanoTime() & 0xffffffL, 36);
+        for (int i = 0; i < o.closes(); i++) {
+            try {
+                sample(uri, documentId, i, reply, end, open);
+            } catch (IOException | RuntimeException e) {
+                errors++;
+                if (errors == 1) {
+                    out.println("  first error: " + e);
+                }
+            }
+        }
+        Figures f = new Figures(reply.size(), quantiles(reply), quantiles(end), quantiles(open), errors);
+        out.println();
+        out.println("| figure (ms) | p50 | p95 | p99 | max |");
+        out.println("|---|---|---|---|---|");
+        row(out, "close frame sent → server's close frame", f.closeReply());
+        row(out, "close frame sent → server ended TCP", f.tcpEnd());
+        row(out, "new connection: connect → auth_success", f.openAndAuth());
+        out.printf("samples %d, errors %d%n", f.samples(), f.errors());
+        return f;
+    }
+
+    private static void sample(URI uri, String documentId, int i, Latencies reply, Latencies end, Latencies open)
+            throws IOException {
+        long opening = System.nanoTime();
+        try (Socket socket = new Socket()) {
+            socket.setTcpNoDelay(true);
+            socket.setSoTimeout(TIMEOUT_MILLIS);
+            socket.connect(new InetSocketAddress(uri.getHost(), uri.getPort() > 0 ? uri.getPort() : 80), TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
+            handshake(uri, out, in);
+            send(out, 0x2, LoadClient.frame(MessageType.AUTH, Json.object().put("id", "a" + i)));
+            awaitMessage(in, MessageType.AUTH_SUCCESS);
+            long authenticated = System.nanoTime();
+            ObjectNode request = Json.object().put("id", "s" + i).put("documentId", documentId);
+            send(out, 0x2, LoadClient.frame(MessageType.SYNC_REQUEST, request));
+            awaitMessage(in, MessageType.SYNC_RESPONSE);
+            long closing = System.nanoTime();
+            send(out, 0x8, new byte[0]);
+            while (readFrame(in).opcode() != 0x8) {
+                // a broadcast or ping that was already on its way
+            }
+            long replied = System.nanoTime();
+            while (in.read() >= 0) {
+                // nothing may follow a close frame; drain until the server ends the connection
+            }
+            long ended = System.nanoTime();
+            open.add(authenticated - opening);
+            reply.add(replied - closing);
+            end.add(ended - closing);
+        }
+    }
+
+    private static void handshake(URI uri, OutputStream out, DataInputStream in) throws IOException {
+        byte[] nonce = new byte[16];
+        ThreadLocalRandom.current().nextBytes(nonce);
+        String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
+        out.write(("GET " + path + " HTTP/1.1\r\nHost: " + uri.getAuthority() + "\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\nSec-WebSocket-Key: " + Base64.getEncoder().encodeToString(nonce)
+                + "\r\nSec-WebSocket-Version: 13\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+        out.flush();
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new EOFException("connection closed during the handshake");
+            }
+            head.append((char) b);
+        }
+        if (!head.toString().startsWith("HTTP/1.1 101")) {
+            throw new IOException("no WebSocket upgrade: " + head.substring(0, head.indexOf("\r\n")));
+        }
+    }
+
+    /** One masked frame, flushed at once. */
+    private static void send(OutputStream out, int opcode, byte[] payload) throws IOException {
+        byte[] key = new byte[4];
+        ThreadLocalRandom.current().nextBytes(key);
+        int n = payload.length;
+        byte[] header = n < 126 ? new byte[] {(byte) (0x80 | opcode), (byte) (0x80 | n)}
+                : new byte[] {(byte) (0x80 | opcode), (byte) (0x80 | 126), (byte) (n >>> 8), (byte) n};
+        byte[] frame = new byte[header.length + 4 + n];
+        System.arraycopy(header, 0, frame, 0, header.length);
+        System.arraycopy(key, 0, frame, header.length, 4);
+        for (int i = 0; i < n; i++) {
+            frame[header.length + 4 + i] = (byte) (payload[i] ^ key[i & 3]);
+        }
+        out.write(frame);
+        out.flush();
+    }
+
+    private record Frame(int opcode, byte[] payload) {
+        boolean isMessage(MessageType type) {
+            return opcode == 0x2 && payload.length > 0 && (payload[0] & 0xFF) == type.code();
+        }
+    }
+
+    /** Reads one frame (the server does not fragment these small messages). */
+    private static Frame readFrame(DataInputStream in) throws IOException {
+        int b0 = in.readUnsignedByte();
+        int b1 = in.readUnsignedByte();
+        long len = b1 & 0x7F;
+        if (len == 126) {
+            len = in.readUnsignedShort();
+        } else if (len == 127) {
+            len = in.readLong();
+        }
+        byte[] payload = new byte[Math.toIntExact(len)];
+        in.readFully(payload);
+        return new Frame(b0 & 0x0F, payload);
+    }
+
+    private static void awaitMessage(DataInputStream in, MessageType type) throws IOException {
+        while (true) {
+            Frame f = readFrame(in);
+            if (f.opcode() == 0x8) {
+                throw new IOException("server closed the connection while waiting for " + type.wireName());
+            }
+            if (f.isMessage(type)) {
+                return;
+            }
+            if (f.isMessage(MessageType.ERROR)) {
+                throw new IOException("server error: " + new String(f.payload(), 13, f.payload().length - 13,
+                        StandardCharsets.UTF_8));
+            }
+        }
+    }
+
+    private static double[] quantiles(Latencies l) {
+        Latencies sorted = Latencies.merge(List.of(l));
+        return new double[] {sorted.percentileMillis(0.50), sorted.percentileMillis(0.95), sorted.percentileMillis(0.99),
+                sorted.maxMillis()};
+    }
+
+    private static void row(PrintStream out, String name, double[] q) {
+        out.printf(Locale.ROOT, "| %s | %.2f | %.2f | %.2f | %.2f |%n", name, q[0], q[1], q[2], q[3]);
+    }
+}
