@@ -81,7 +81,7 @@ public final class Main {
             return 2;
         }
         var storage = settings.storage();
-        var url = dev.synckit.server.storage.DatabaseUrl.parse(storage.url(), storage.user(), storage.password());
+        var url = dev.synckit.server.config.DatabaseUrl.parse(storage.url(), storage.user(), storage.password());
         try (var ds = dev.synckit.server.storage.PostgresStorage.dataSource(url, 2, storage.connectTimeout())) {
             dev.synckit.server.storage.Migrations.migrate(ds, url);
             return 0;

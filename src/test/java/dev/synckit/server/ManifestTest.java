@@ -4,7 +4,7 @@ import dev.synckit.server.config.ConfigException;
 import dev.synckit.server.config.ConfigLayers;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.testing.TestServer;
-import dev.synckit.server.ws.TrustedProxies;
+import dev.synckit.server.net.TrustedProxies;
 import io.helidon.config.Config;
 import org.junit.jupiter.api.Test;
 import org.yaml.snakeyaml.LoaderOptions;

@@ -3,7 +3,7 @@ package dev.synckit.server.auth;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
-import dev.synckit.server.health.HealthRoutes;
+import dev.synckit.server.http.JsonReply;
 import dev.synckit.server.protocol.Json;
 import io.helidon.http.HeaderName;
 import io.helidon.http.HeaderNames;
@@ -72,7 +72,7 @@ public final class AuthRoutes implements HttpService {
                 .put("accessToken", sign(p, Authenticator.ACCESS, accessSeconds))
                 .put("refreshToken", sign(p, Authenticator.REFRESH, refreshSeconds));
         out.set("permissions", p.permissions().toJson());
-        HealthRoutes.send(res, out);
+        JsonReply.send(res, out);
     }
 
     private boolean presentsAdminCredentials(ServerRequest req) {
@@ -99,7 +99,7 @@ public final class AuthRoutes implements HttpService {
             return;
         }
         Principal p = principal.get();
-        HealthRoutes.send(res, Json.object()
+        JsonReply.send(res, Json.object()
                 .put("accessToken", sign(p, Authenticator.ACCESS, accessSeconds))
                 .put("refreshToken", sign(p, Authenticator.REFRESH, refreshSeconds)));
     }
@@ -124,7 +124,7 @@ public final class AuthRoutes implements HttpService {
         ObjectNode out = Json.object().put("userId", p.userId());
         out.put("email", p.email());
         out.set("permissions", p.permissions().toJson());
-        HealthRoutes.send(res, out);
+        JsonReply.send(res, out);
     }
 
     private void verify(ServerRequest req, ServerResponse res) {
@@ -136,7 +136,7 @@ public final class AuthRoutes implements HttpService {
         // Valid means usable: a refresh token is not (it authenticates nothing but /auth/refresh).
         Optional<Principal> principal = authenticator.fromToken(token);
         if (principal.isEmpty()) {
-            HealthRoutes.send(res, Json.object().put("valid", false));
+            JsonReply.send(res, Json.object().put("valid", false));
             return;
         }
         Principal p = principal.get();
@@ -146,7 +146,7 @@ public final class AuthRoutes implements HttpService {
         } else {
             out.putNull("expiresAt");
         }
-        HealthRoutes.send(res, out);
+        JsonReply.send(res, out);
     }
 
     /** Refresh tokens carry the permissions too, so that refreshing keeps them. */
@@ -175,6 +175,6 @@ public final class AuthRoutes implements HttpService {
 
     private static void error(ServerResponse res, Status status, String message) {
         res.status(status);
-        HealthRoutes.send(res, Json.object().put("error", message));
+        JsonReply.send(res, Json.object().put("error", message));
     }
 }

@@ -1,6 +1,6 @@
 package dev.synckit.server.config;
 
-import dev.synckit.server.ws.TrustedProxies;
+import dev.synckit.server.net.TrustedProxies;
 import io.helidon.config.Config;
 
 import java.time.Duration;
@@ -43,7 +43,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     public record Sync(Duration batchDelay, Duration awarenessTimeout, int maxCachedDocuments) {}
 
     /**
-     * {@code type} is memory or postgres; {@code url} may be any form {@link dev.synckit.server.storage.DatabaseUrl}
+     * {@code type} is memory or postgres; {@code url} may be any form {@link dev.synckit.server.config.DatabaseUrl}
      * accepts. Retention ages of zero disable that part of the cleanup. {@code socketTimeout} bounds every
      * database call, {@code lockTimeout} how long a write waits for a document row another session holds;
      * {@code deltasPerDocument} delta rows (an audit trail nothing reads) are kept per document.
@@ -181,7 +181,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                             + " set it to postgresql://user:pass@host:5432/db");
                 }
                 try {
-                    dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password);
+                    dev.synckit.server.config.DatabaseUrl.parse(storage.url, storage.user, storage.password);
                 } catch (IllegalArgumentException e) {
                     throw new ConfigException("synckit.storage.url (DATABASE_URL) is " + e.getMessage());
                 }
@@ -295,7 +295,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " redis=" + (redis.enabled() ? redis.url.replaceAll("//[^@/]*@", "//***@").replaceAll("(?i)password=[^,]*", "password=***")
                 + " prefix=" + redis.channelPrefix : "off")
                 + " storage=" + storage.type + (storage.postgres()
-                ? " db=" + dev.synckit.server.storage.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
+                ? " db=" + dev.synckit.server.config.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
                 + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart
                 + " socketTimeout=" + storage.socketTimeout.toMillis() + "ms lockTimeout=" + storage.lockTimeout.toMillis() + "ms" : "");
     }

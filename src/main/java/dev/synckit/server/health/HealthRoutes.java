@@ -4,6 +4,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.auth.Principal;
+import dev.synckit.server.http.JsonReply;
+import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.storage.StorageAdapter;
@@ -142,11 +144,11 @@ public final class HealthRoutes implements HttpService {
         }
         checksJson(body, list);
         res.status(status.equals("DOWN") ? Status.SERVICE_UNAVAILABLE_503 : Status.OK_200);
-        send(res, body);
+        JsonReply.send(res, body);
     }
 
     private void live(ServerRequest req, ServerResponse res) {
-        send(res, Json.object().put("status", "UP").put("connections", gateway.connectionCount()));
+        JsonReply.send(res, Json.object().put("status", "UP").put("connections", gateway.connectionCount()));
     }
 
     private void health(ServerRequest req, ServerResponse res) {
@@ -171,7 +173,7 @@ public final class HealthRoutes implements HttpService {
             docs.put("totalDocuments", documents.cachedCount());
         }
         checksJson(body, backend.current());
-        send(res, body);
+        JsonReply.send(res, body);
     }
 
     /**
@@ -198,10 +200,6 @@ public final class HealthRoutes implements HttpService {
         body.putObject("features").put("websocket", "SyncKit binary and JSON protocol")
                 .put("auth", "JWT (HS256) and API keys").put("sync", "LWW fields with vector clocks")
                 .put("crdt", "text states relayed and stored");
-        send(res, body);
-    }
-
-    public static void send(ServerResponse res, ObjectNode body) {
-        res.header(HeaderNames.CONTENT_TYPE, "application/json").send(body.toString());
+        JsonReply.send(res, body);
     }
 }

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
-import dev.synckit.server.health.Meters;
+import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.storage.DocumentWrite;

@@ -1,5 +1,6 @@
 package dev.synckit.server.storage;
 
+import dev.synckit.server.config.DatabaseUrl;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.MigrationInfo;
 import org.flywaydb.core.api.output.MigrateResult;

@@ -1,5 +1,6 @@
 package dev.synckit.server.storage;
 
+import dev.synckit.server.config.DatabaseUrl;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -596,7 +597,7 @@ public final class PostgresStorage implements StorageAdapter {
                 current = null;
                 tx.commit();
                 transactions.increment();
-                dev.synckit.server.health.Meters.groupCommitBatch(batch.size());
+                dev.synckit.server.meters.Meters.groupCommitBatch(batch.size());
             } catch (RuntimeException | IOException e) {
                 try {
                     tx.rollback();

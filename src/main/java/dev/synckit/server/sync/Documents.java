@@ -2,7 +2,7 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.synckit.server.health.Meters;
+import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message;
 import dev.synckit.server.protocol.Message.FieldChange;

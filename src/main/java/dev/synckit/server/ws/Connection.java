@@ -104,7 +104,7 @@ final class Connection implements Peer {
             return;
         }
         if (message.type() == dev.synckit.server.protocol.MessageType.ERROR) {
-            dev.synckit.server.health.Meters.error(message.body().path("details").path("code").asText(null));
+            dev.synckit.server.meters.Meters.error(message.body().path("details").path("code").asText(null));
         }
         queue.add(new Item.Message(message, bytes, reply));
         budget.add(bytes);
@@ -322,7 +322,7 @@ final class Connection implements Peer {
                     }
                     switch (item) {
                         case Item.Message m -> {
-                            dev.synckit.server.health.Meters.messageOut(m.message().type().wireName());
+                            dev.synckit.server.meters.Meters.messageOut(m.message().type().wireName());
                             if (framing == Framing.BINARY) {
                                 session.send(BufferData.create(m.message().binary()), true);
                             } else {

@@ -104,7 +104,7 @@ public final class Gateway implements AutoCloseable {
         Connection c = new Connection("conn-" + connectionCounter.incrementAndGet(), ip, session,
                 settings.limits().outboundQueueBytes(), outboundBudget);
         live.add(c);
-        dev.synckit.server.health.Meters.connectionOpened();
+        dev.synckit.server.meters.Meters.connectionOpened();
         return Optional.of(c);
     }
 
@@ -113,7 +113,7 @@ public final class Gateway implements AutoCloseable {
             return;
         }
         c.closed();
-        dev.synckit.server.health.Meters.connectionClosed();
+        dev.synckit.server.meters.Meters.connectionClosed();
         admission.release(c.ip());
         for (String documentId : Set.copyOf(c.documents())) {
             documents.unsubscribe(c, documentId);

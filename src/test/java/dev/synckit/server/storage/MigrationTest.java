@@ -1,5 +1,6 @@
 package dev.synckit.server.storage;
 
+import dev.synckit.server.config.DatabaseUrl;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.synckit.server.config.Settings;

@@ -1,4 +1,4 @@
-package dev.synckit.server.health;
+package dev.synckit.server.meters;
 
 import io.helidon.metrics.api.FunctionalCounter;
 import io.helidon.metrics.api.DistributionSummary;

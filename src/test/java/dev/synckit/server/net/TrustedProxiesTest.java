@@ -1,4 +1,4 @@
-package dev.synckit.server.ws;
+package dev.synckit.server.net;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,4 @@
-package dev.synckit.server.ws;
+package dev.synckit.server.net;
 
 import java.net.InetAddress;
 import java.net.UnknownHostException;

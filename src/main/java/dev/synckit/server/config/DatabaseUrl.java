@@ -1,4 +1,4 @@
-package dev.synckit.server.storage;
+package dev.synckit.server.config;
 
 import java.net.URI;
 import java.net.URLDecoder;
