@@ -146,12 +146,7 @@ final class Closes {
     private static Frame readFrame(DataInputStream in) throws IOException {
         int b0 = in.readUnsignedByte();
         int b1 = in.readUnsignedByte();
-        long len = b1 & 0x7F;
-        if (len == 126) {
-            len = in.readUnsignedShort();
-        } else if (len == 127) {
-            len = in.readLong();
-        }
+        long len = PlainWebSocket.payloadLength(b1, in);
         byte[] payload = new byte[Math.toIntExact(len)];
         in.readFully(payload);
         return new Frame(b0 & 0x0F, payload);

@@ -24,7 +24,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * 15,000 writes/s on a machine whose other core runs the server; this one reads on one virtual thread per
  * connection and writes several queued frames with one flush.
  */
-final class PlainWebSocket implements AutoCloseable {
+public final class PlainWebSocket implements AutoCloseable {
     /** What the reader thread reports. */
     interface Listener {
         void binary(byte[] message);
@@ -133,12 +133,7 @@ final class PlainWebSocket implements AutoCloseable {
             while (true) {
                 int b0 = in.readUnsignedByte();
                 int b1 = in.readUnsignedByte();
-                long len = b1 & 0x7F;
-                if (len == 126) {
-                    len = in.readUnsignedShort();
-                } else if (len == 127) {
-                    len = in.readLong();
-                }
+                long len = payloadLength(b1, in);
                 byte[] key = null;
                 if ((b1 & 0x80) != 0) {
                     key = new byte[4];
@@ -204,5 +199,14 @@ final class PlainWebSocket implements AutoCloseable {
         } catch (IOException ignored) {
             // already gone
         }
+    }
+
+    /** A frame's payload length from its second byte and, for 126/127, the extended length that follows. */
+    public static long payloadLength(int secondByte, DataInputStream in) throws IOException {
+        long len = secondByte & 0x7F;
+        if (len == 126) {
+            return in.readUnsignedShort();
+        }
+        return len == 127 ? in.readLong() : len;
     }
 }

@@ -33,13 +33,6 @@ class CatchUpTest {
         return m;
     }
 
-    private static ObjectNode delta(String id, String doc, String field, Object value) {
-        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
-        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
-        d.putObject("vectorClock");
-        return d;
-    }
-
     private static boolean sawDelta(WsClient c, String doc, String field, Object value) {
         return c.pending().stream().anyMatch(r -> r.type().equals("delta") && doc.equals(r.text("documentId"))
                 && field.equals(r.text("field")) && Json.MAPPER.valueToTree(value).toString().equals(r.payload().get("value").toString()));
@@ -61,7 +54,7 @@ class CatchUpTest {
             }
             Thread.sleep(1000); // let the Redis subscriptions settle
             for (int i = 0; i < documents; i++) {
-                writer.send(MessageType.DELTA, delta("w" + i, "many-" + i, "v", i));
+                writer.send(MessageType.DELTA, WsClient.delta("w" + i, "many-" + i, "v", i));
             }
             for (int i = 0; i < documents; i++) {
                 String doc = "many-" + i;
@@ -96,7 +89,7 @@ class CatchUpTest {
             redisProxy.cut(); // the lagging instance hears nothing of these writes
             for (int i = 0; i < documents; i++) {
                 String id = "w" + i;
-                writer.send(MessageType.DELTA, delta(id, "doc-" + i, "v", 1));
+                writer.send(MessageType.DELTA, WsClient.delta(id, "doc-" + i, "v", 1));
                 writer.await("ack", r -> id.equals(r.text("messageId")));
             }
             // Redis comes back while the lagging instance cannot read PostgreSQL: every document's catch-up
@@ -129,7 +122,7 @@ class CatchUpTest {
             writer.await("sync_response");
             Thread.sleep(500); // let the Redis subscriptions settle
             for (int i = 1; i <= 300; i++) {
-                writer.send(MessageType.DELTA, delta("w" + i, doc, "n", i)); // pipelined, not awaited
+                writer.send(MessageType.DELTA, WsClient.delta("w" + i, doc, "n", i)); // pipelined, not awaited
             }
             writer.await("ack", r -> "w1".equals(r.text("messageId")));
             leaving.close(); // writes still committing when it starts closing

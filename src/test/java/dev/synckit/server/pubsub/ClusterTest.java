@@ -33,13 +33,6 @@ class ClusterTest {
                 "synckit.redis.channel-prefix", prefix, "synckit.redis.timeout-ms", "1000");
     }
 
-    private static ObjectNode delta(String id, String doc, String field, Object value) {
-        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
-        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
-        d.putObject("vectorClock");
-        return d;
-    }
-
     private static WsClient subscribed(TestServer server, String doc) {
         WsClient c = WsClient.binary(server.wsUri());
         c.send(MessageType.SUBSCRIBE, Json.object().put("documentId", doc));
@@ -76,7 +69,7 @@ class ClusterTest {
              WsClient on2 = subscribed(two, doc);
              WsClient on3 = subscribed(three, doc)) {
             Thread.sleep(500); // let the Redis subscriptions settle
-            writer.send(MessageType.DELTA, delta("w1", doc, "title", "hello from 1"));
+            writer.send(MessageType.DELTA, WsClient.delta("w1", doc, "title", "hello from 1"));
             writer.await("ack");
             for (WsClient c : List.of(on2, on3)) {
                 WsClient.Received d = c.await("delta", r -> "title".equals(r.text("field")));
@@ -105,7 +98,7 @@ class ClusterTest {
                     String who = "n" + n;
                     threads.add(Thread.ofVirtual().start(() -> {
                         for (int i = 0; i < writes; i++) {
-                            c.send(MessageType.DELTA, delta(who + "-" + i, doc, "f" + (i % 4), who + "-" + i));
+                            c.send(MessageType.DELTA, WsClient.delta(who + "-" + i, doc, "f" + (i % 4), who + "-" + i));
                         }
                     }));
                 }
@@ -181,7 +174,7 @@ class ClusterTest {
                  WsClient c1 = subscribed(one, doc);
                  WsClient c2 = subscribed(two, doc)) {
                 Thread.sleep(500);
-                c1.send(MessageType.DELTA, delta("before", doc, "k0", "v0"));
+                c1.send(MessageType.DELTA, WsClient.delta("before", doc, "k0", "v0"));
                 c1.await("ack");
                 c2.await("delta", r -> "k0".equals(r.text("field")));
 
@@ -190,7 +183,7 @@ class ClusterTest {
                 for (int i = 0; i < 20; i++) {
                     WsClient c = i % 2 == 0 ? c1 : c2;
                     String id = "during-" + i;
-                    c.send(MessageType.DELTA, delta(id, doc, "k" + (i + 1), "v" + (i + 1)));
+                    c.send(MessageType.DELTA, WsClient.delta(id, doc, "k" + (i + 1), "v" + (i + 1)));
                     c.await("ack", r -> id.equals(r.text("messageId")));
                     acked.add("k" + (i + 1));
                 }
@@ -218,7 +211,7 @@ class ClusterTest {
              TestServer two = TestServer.start(node(db, TestRedis.url(), prefix))) {
             try (WsClient writer = subscribed(one, doc)) {
                 for (int i = 0; i < 10; i++) {
-                    writer.send(MessageType.DELTA, delta("w" + i, doc, "f" + i, i));
+                    writer.send(MessageType.DELTA, WsClient.delta("w" + i, doc, "f" + i, i));
                 }
                 for (int i = 0; i < 10; i++) {
                     String id = "w" + i;

@@ -29,13 +29,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class CommitOrderTest {
 
-    private static ObjectNode delta(String id, String doc, String field, Object value) {
-        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
-        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
-        d.putObject("vectorClock");
-        return d;
-    }
-
     /** Holds the row lock of {@code doc} until the returned connection rolls back. */
     private static Connection lockRow(TestDatabase db, String doc) throws Exception {
         Connection sql = db.connect();
@@ -53,10 +46,10 @@ class CommitOrderTest {
         try (TestDatabase db = TestDatabase.create();
              TestServer server = TestServer.start(Map.of("synckit.storage.url", db.url()));
              WsClient c = WsClient.binary(server.wsUri())) {
-            c.send(MessageType.DELTA, delta("w0", doc, "n", 0));
+            c.send(MessageType.DELTA, WsClient.delta("w0", doc, "n", 0));
             c.await("ack", r -> "w0".equals(r.text("messageId")));
             try (Connection lock = lockRow(db, doc)) {
-                c.send(MessageType.DELTA, delta("w1", doc, "n", 1)); // waits for the row lock
+                c.send(MessageType.DELTA, WsClient.delta("w1", doc, "n", 1)); // waits for the row lock
                 ObjectNode counter = Json.object().put("documentId", doc).put("messageId", "c1");
                 counter.putArray("deltas").addObject().put("type", "counter").put("id", "likes")
                         .put("clientId", "client-c").put("value", 1);
@@ -92,7 +85,7 @@ class CommitOrderTest {
         try (TestDatabase db = TestDatabase.create();
              TestServer server = TestServer.start(Map.of("synckit.storage.url", db.url()))) {
             try (WsClient c = WsClient.binary(server.wsUri())) {
-                c.send(MessageType.DELTA, delta("w0", doc, "n", 0));
+                c.send(MessageType.DELTA, WsClient.delta("w0", doc, "n", 0));
                 c.await("ack");
             }
             Await.waitFor("the first client to leave", Duration.ofSeconds(5),
@@ -100,7 +93,7 @@ class CommitOrderTest {
             try (Connection lock = lockRow(db, doc)) {
                 try (WsClient c = WsClient.binary(server.wsUri())) {
                     // PostgreSQL's jsonb refuses U+0000, so this commit fails once it gets the row lock.
-                    c.send(MessageType.DELTA, delta("bad", doc, "n", "nul\u0000"));
+                    c.send(MessageType.DELTA, WsClient.delta("bad", doc, "n", "nul\u0000"));
                     Thread.sleep(200); // the write is queued behind the lock
                 }
                 Await.waitFor("the writer to leave", Duration.ofSeconds(5),
@@ -115,7 +108,7 @@ class CommitOrderTest {
                     () -> "settling raised: " + records.stream().filter(r -> r.getLevel() == Level.SEVERE)
                             .map(r -> r.getMessage() + " " + r.getThrown()).toList());
             try (WsClient c = WsClient.binary(server.wsUri())) {
-                c.send(MessageType.DELTA, delta("w2", doc, "n", 2));
+                c.send(MessageType.DELTA, WsClient.delta("w2", doc, "n", 2));
                 c.await("ack", r -> "w2".equals(r.text("messageId")));
             }
         } finally {

@@ -28,13 +28,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Acknowledged writes survive restarts, SIGKILL and database outages; two instances agree. */
 class DurabilityTest {
 
-    private static ObjectNode delta(String id, String doc, String field, Object value) {
-        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
-        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
-        d.putObject("vectorClock");
-        return d;
-    }
-
     private static ObjectNode state(WsClient c, String doc, String requestId) {
         c.send(MessageType.SYNC_REQUEST, Json.object().put("id", requestId).put("documentId", doc));
         return c.await("sync_response", r -> requestId.equals(r.text("requestId"))).payload();
@@ -48,7 +41,7 @@ class DurabilityTest {
             try (TestServer first = TestServer.start(Map.of("synckit.storage.url", db.url()));
                  WsClient c = WsClient.binary(first.wsUri())) {
                 for (int i = 0; i < 20; i++) {
-                    c.send(MessageType.DELTA, delta("w" + i, doc, "f" + (i % 5), i));
+                    c.send(MessageType.DELTA, WsClient.delta("w" + i, doc, "f" + (i % 5), i));
                 }
                 ObjectNode batch = Json.object().put("documentId", doc).put("messageId", "b1");
                 ObjectNode op = batch.putArray("deltas").addObject().put("type", "set").put("field", "title")
@@ -105,10 +98,10 @@ class DurabilityTest {
              WsClient c = WsClient.binary(server.wsUri())) {
             List<String> sent = new java.util.ArrayList<>();
             for (int i = 0; i < 40; i++) {
-                c.send(MessageType.DELTA, delta("a" + i, "order-a", "n", i));
+                c.send(MessageType.DELTA, WsClient.delta("a" + i, "order-a", "n", i));
                 sent.add("a" + i);
             }
-            c.send(MessageType.DELTA, delta("b0", "order-b", "n", 0));
+            c.send(MessageType.DELTA, WsClient.delta("b0", "order-b", "n", 0));
             sent.add("b0");
             c.send(MessageType.SYNC_REQUEST, Json.object().put("id", "read").put("documentId", "order-a"));
             ObjectNode read = c.await("sync_response", r -> "read".equals(r.text("requestId"))).payload();
@@ -153,12 +146,12 @@ class DurabilityTest {
                  TestServer server = TestServer.start(Map.of("synckit.storage.url", db.urlVia(proxy.port()),
                          "synckit.storage.connect-timeout-ms", "1000"));
                  WsClient c = WsClient.binary(server.wsUri())) {
-                c.send(MessageType.DELTA, delta("ok-1", doc, "v", "before"));
+                c.send(MessageType.DELTA, WsClient.delta("ok-1", doc, "v", "before"));
                 c.await("ack", r -> "ok-1".equals(r.text("messageId")));
 
                 proxy.cut();
                 for (int i = 0; i < 3; i++) {
-                    c.send(MessageType.DELTA, delta("down-" + i, doc, "v", "during-" + i));
+                    c.send(MessageType.DELTA, WsClient.delta("down-" + i, doc, "v", "during-" + i));
                     WsClient.Received error = c.await("error");
                     assertEquals("Delta application failed", error.text("error"));
                 }
@@ -169,7 +162,7 @@ class DurabilityTest {
                 boolean acked = false;
                 for (int i = 0; !acked && System.nanoTime() < deadline; i++) {
                     String id = "after-" + i;
-                    c.send(MessageType.DELTA, delta(id, doc, "v", "after"));
+                    c.send(MessageType.DELTA, WsClient.delta(id, doc, "v", "after"));
                     try {
                         WsClient.Received r = c.await("ack", x -> id.equals(x.text("messageId")));
                         acked = r != null;
@@ -211,7 +204,7 @@ class DurabilityTest {
                         return;
                     }
                     for (int i = 0; i < writes; i++) {
-                        c.send(MessageType.DELTA, delta(who + i, doc, "f" + (i % 3), who + "-" + i));
+                        c.send(MessageType.DELTA, WsClient.delta(who + i, doc, "f" + (i % 3), who + "-" + i));
                     }
                 }));
             }
@@ -248,7 +241,7 @@ class DurabilityTest {
                 List<Integer> acked = new ArrayList<>();
                 try (WsClient c = WsClient.binary(child.wsUri())) {
                     for (int i = 0; i < writes; i++) {
-                        c.send(MessageType.DELTA, delta("w" + i, doc, "f" + i, i));
+                        c.send(MessageType.DELTA, WsClient.delta("w" + i, doc, "f" + i, i));
                     }
                     for (int i = 0; i < writes; i++) {
                         String id = "w" + i;

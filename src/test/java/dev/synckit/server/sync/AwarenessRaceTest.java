@@ -3,7 +3,6 @@ package dev.synckit.server.sync;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
-import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.pubsub.FanOut;
 import org.junit.jupiter.api.Test;
 
@@ -67,33 +66,6 @@ class AwarenessRaceTest {
         }
     }
 
-    private static final class Client implements Peer {
-        final String id;
-        final List<JsonNode> received = java.util.Collections.synchronizedList(new ArrayList<>());
-
-        Client(String id) {
-            this.id = id;
-        }
-
-        @Override
-        public String id() {
-            return id;
-        }
-
-        @Override
-        public void send(Outbound message) {
-            received.add(message.body());
-        }
-
-        @Override
-        public void subscribed(String documentId) {
-        }
-
-        @Override
-        public void unsubscribed(String documentId) {
-        }
-    }
-
     @Test
     void joinsRacingTheRemovalOfAnEmptyRoomAreNeitherOrphanedNorLeaked() throws Exception {
         CountingFanOut fanOut = new CountingFanOut();
@@ -109,7 +81,7 @@ class AwarenessRaceTest {
                 try {
                     start.await();
                     for (int i = 0; i < rounds && !failed.get(); i++) {
-                        Client c = new Client("c-" + thread + "-" + i);
+                        DocumentsTest.RecordingPeer c = new DocumentsTest.RecordingPeer("c-" + thread + "-" + i);
                         if (i % 2 == 0) {
                             // A subscriber that leaves again: its leaving empties the room.
                             awareness.subscribe(c, doc);
@@ -128,7 +100,7 @@ class AwarenessRaceTest {
             }));
         }
         // One client stays joined throughout; it must still hear updates at the end.
-        Client stayer = new Client("stayer");
+        DocumentsTest.RecordingPeer stayer = new DocumentsTest.RecordingPeer("stayer");
         start.countDown();
         for (int i = 0; i < 2000; i++) {
             awareness.subscribe(stayer, doc);
@@ -139,10 +111,10 @@ class AwarenessRaceTest {
             t.join();
         }
         assertEquals(1, fanOut.listens.get(doc).get(), "exactly the stayer's listen is held");
-        stayer.received.clear();
-        Client last = new Client("last");
+        stayer.sent.clear();
+        DocumentsTest.RecordingPeer last = new DocumentsTest.RecordingPeer("last");
         awareness.update(last, doc, "last", Json.object().put("hi", true), 1);
-        assertTrue(stayer.received.stream().anyMatch(b -> "last".equals(b.path("clientId").asText())),
+        assertTrue(stayer.sent.stream().anyMatch(m -> "last".equals(m.body().path("clientId").asText())),
                 "the joined client still hears updates");
         awareness.disconnected(last);
         awareness.disconnected(stayer);

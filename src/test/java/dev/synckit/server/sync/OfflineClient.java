@@ -422,12 +422,7 @@ final class OfflineClient {
                         break;
                     }
                     int b1 = in.readUnsignedByte();
-                    long len = b1 & 0x7F;
-                    if (len == 126) {
-                        len = in.readUnsignedShort();
-                    } else if (len == 127) {
-                        len = in.readLong();
-                    }
+                    long len = dev.synckit.server.bench.PlainWebSocket.payloadLength(b1, in);
                     byte[] payload = new byte[Math.toIntExact(len)];
                     in.readFully(payload);
                     switch (b0 & 0x0F) {

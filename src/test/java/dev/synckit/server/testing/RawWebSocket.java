@@ -29,19 +29,7 @@ public final class RawWebSocket {
         }
         out.write(UPGRADE);
         out.flush();
-        InputStream in = socket.getInputStream();
-        StringBuilder head = new StringBuilder();
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                throw new IOException("closed during handshake: " + head);
-            }
-            head.append((char) b);
-        }
-        if (!head.toString().startsWith("HTTP/1.1 101")) {
-            throw new AssertionError("handshake refused: " + head);
-        }
-        return socket;
+        return awaitUpgrade(socket);
     }
 
     /** A completed handshake whose upgrade request carries {@code headerLines} too ("Name: value" each). */
@@ -53,19 +41,7 @@ public final class RawWebSocket {
         socket.setSoTimeout(timeoutMillis);
         socket.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
         socket.getOutputStream().flush();
-        InputStream in = socket.getInputStream();
-        StringBuilder head = new StringBuilder();
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                throw new IOException("closed during handshake: " + head);
-            }
-            head.append((char) b);
-        }
-        if (!head.toString().startsWith("HTTP/1.1 101")) {
-            throw new AssertionError("handshake refused: " + head);
-        }
-        return socket;
+        return awaitUpgrade(socket);
     }
 
     /**
@@ -92,5 +68,22 @@ public final class RawWebSocket {
                 return payload.length >= 2 ? ((payload[0] & 0xff) << 8) | (payload[1] & 0xff) : 1005;
             }
         }
+    }
+
+    /** Reads the server's handshake response; anything but 101 fails the test. */
+    private static Socket awaitUpgrade(Socket socket) throws IOException {
+        InputStream in = socket.getInputStream();
+        StringBuilder head = new StringBuilder();
+        while (!head.toString().endsWith("\r\n\r\n")) {
+            int b = in.read();
+            if (b < 0) {
+                throw new IOException("closed during handshake: " + head);
+            }
+            head.append((char) b);
+        }
+        if (!head.toString().startsWith("HTTP/1.1 101")) {
+            throw new AssertionError("handshake refused: " + head);
+        }
+        return socket;
     }
 }

@@ -71,6 +71,14 @@ public final class WsClient implements AutoCloseable {
         return new WsClient(uri, true, false);
     }
 
+    /** A {@code delta} as the upstream test client sends it: one field, an empty vector clock. */
+    public static ObjectNode delta(String id, String doc, String field, Object value) {
+        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
+        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
+        d.putObject("vectorClock");
+        return d;
+    }
+
     public static byte[] encode(MessageType type, ObjectNode payload) {
         byte[] json = payload.toString().getBytes(StandardCharsets.UTF_8);
         return ByteBuffer.allocate(13 + json.length).put((byte) type.code()).putLong(System.currentTimeMillis())

@@ -18,15 +18,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Large documents, the document size cap, and the server-wide bound on what connections have queued. */
 class OutboundTest {
 
-    private static ObjectNode delta(String id, String doc, String field, Object value) {
-        ObjectNode d = Json.object().put("id", id).put("documentId", doc);
-        d.putObject("delta").set(field, Json.MAPPER.valueToTree(value));
-        d.putObject("vectorClock");
-        return d;
-    }
-
     private static void write(WsClient c, String id, String doc, String field, Object value) {
-        c.send(MessageType.DELTA, delta(id, doc, field, value));
+        c.send(MessageType.DELTA, WsClient.delta(id, doc, field, value));
         c.await("ack", r -> id.equals(r.text("messageId")));
     }
 
@@ -59,7 +52,7 @@ class OutboundTest {
             for (int i = 0; i < 4; i++) {
                 write(c, "w" + i, doc, "f" + i, value);
             }
-            c.send(MessageType.DELTA, delta("over", doc, "f4", value));
+            c.send(MessageType.DELTA, WsClient.delta("over", doc, "f4", value));
             WsClient.Received error = c.await("error");
             assertEquals("DOCUMENT_TOO_LARGE", error.payload().path("details").path("code").asText(), error.payload().toString());
             assertEquals(doc, error.payload().path("details").path("documentId").asText());
@@ -104,7 +97,7 @@ class OutboundTest {
             // 1800 writes: the client on both documents is sent ~29 MB, under its own 32 MiB bound.
             for (int i = 0; i < 1800 && s.app().gateway().connectionCount() == 4; i++) {
                 String doc = i % 2 == 0 ? "d1" : "d2";
-                ObjectNode d = delta("w" + i, doc, "f" + i, value);
+                ObjectNode d = WsClient.delta("w" + i, doc, "f" + i, value);
                 writer.send(MessageType.DELTA, d);
                 String id = "w" + i;
                 writer.await("ack", r -> id.equals(r.text("messageId")));
