@@ -244,8 +244,9 @@ final class Connection implements Peer {
     private boolean haltWriter() {
         closing.set(true);
         dropQueued();
-        queue.add(new Item.Close(0, null)); // wakes the writer so it can exit
         try {
+            // An idle writer holds no lock, so this is immediate; the writer is woken only afterwards, so
+            // the close reply never waits for that thread to be scheduled.
             if (!transmit.tryLock(CLOSE_GRACE_MILLIS, java.util.concurrent.TimeUnit.MILLISECONDS)) {
                 terminate();
                 return false;
@@ -255,6 +256,7 @@ final class Connection implements Peer {
             terminate();
             return false;
         }
+        queue.add(new Item.Close(0, null)); // wakes the writer, which finds the connection closed and exits
         if (!open) {
             transmit.unlock();
             return false;
