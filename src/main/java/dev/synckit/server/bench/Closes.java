@@ -30,7 +30,7 @@ import java.util.concurrent.ThreadLocalRandom;
  */
 final class Closes {
     /** Latencies in milliseconds as {p50, p95, p99, max}. */
-    record Figures(int samples, double[] closeReply, double[] tcpEnd, double[] openAndAuth, long errors) {}
+    record Figures(int samples, double[] closeReply, double[] tcpEnd, double[] pingPong, double[] openAndAuth, long errors) {}
 
     private static final int TIMEOUT_MILLIS = 10_000;
 
@@ -43,11 +43,12 @@ final class Closes {
         Latencies reply = new Latencies();
         Latencies end = new Latencies();
         Latencies open = new Latencies();
+        Latencies pong = new Latencies();
         long errors = 0;
         String documentId = "close-doc-" + Long.toString(System.nanoTime() & 0xffffffL, 36);
         for (int i = 0; i < o.closes(); i++) {
             try {
-                sample(uri, documentId, i, reply, end, open);
+                sample(uri, documentId, i, reply, end, pong, open);
             } catch (IOException | RuntimeException e) {
                 errors++;
                 if (errors == 1) {
@@ -55,18 +56,20 @@ final class Closes {
                 }
             }
         }
-        Figures f = new Figures(reply.size(), quantiles(reply), quantiles(end), quantiles(open), errors);
+        Figures f = new Figures(reply.size(), quantiles(reply), quantiles(end), quantiles(pong), quantiles(open), errors);
         out.println();
         out.println("| figure (ms) | p50 | p95 | p99 | max |");
         out.println("|---|---|---|---|---|");
         row(out, "close frame sent → server's close frame", f.closeReply());
         row(out, "close frame sent → server ended TCP", f.tcpEnd());
+        row(out, "ping sent → pong (the same connection, just before)", f.pingPong());
         row(out, "new connection: connect → auth_success", f.openAndAuth());
         out.printf("samples %d, errors %d%n", f.samples(), f.errors());
         return f;
     }
 
-    private static void sample(URI uri, String documentId, int i, Latencies reply, Latencies end, Latencies open)
+    private static void sample(URI uri, String documentId, int i, Latencies reply, Latencies end, Latencies pong,
+                               Latencies open)
             throws IOException {
         long opening = System.nanoTime();
         try (Socket socket = new Socket()) {
@@ -82,6 +85,14 @@ final class Closes {
             ObjectNode request = Json.object().put("id", "s" + i).put("documentId", documentId);
             send(out, 0x2, LoadClient.frame(MessageType.SYNC_REQUEST, request));
             awaitMessage(in, MessageType.SYNC_RESPONSE);
+            // The cheapest reply there is, as a yardstick for the close reply: the server answers a ping on
+            // the connection's own thread without any work of ours.
+            long pinging = System.nanoTime();
+            send(out, 0x9, new byte[0]);
+            while (readFrame(in).opcode() != 0xA) {
+                // a broadcast that was already on its way
+            }
+            long ponged = System.nanoTime();
             long closing = System.nanoTime();
             send(out, 0x8, new byte[0]);
             while (readFrame(in).opcode() != 0x8) {
@@ -93,6 +104,7 @@ final class Closes {
             }
             long ended = System.nanoTime();
             open.add(authenticated - opening);
+            pong.add(ponged - pinging);
             reply.add(replied - closing);
             end.add(ended - closing);
         }
