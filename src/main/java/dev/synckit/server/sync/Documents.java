@@ -198,6 +198,11 @@ public final class Documents {
                 if (!remote.textOps().isEmpty()) {
                     relayText(doc, null, remote.textOps());
                 }
+                if (doc.inFlight.isEmpty()) {
+                    // The next local write starts from here, not from before the remote one: otherwise it
+                    // always lost the race at the store and was rebased (a load under the row lock).
+                    doc.catchUpTip();
+                }
             }
         } catch (StorageException e) {
             LOG.warning("catching up " + remote.documentId() + " from storage failed (retrying): " + e.getMessage());

@@ -235,6 +235,36 @@ class DocumentsTest {
     }
 
     @Test
+    void aRemoteWriteAppliedInOrderLeavesTheNextLocalWriteNothingToRebase() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger rebases = new java.util.concurrent.atomic.AtomicInteger();
+        FlakyStorage counting = new FlakyStorage() {
+            @Override
+            public CommitResult commit(DocumentWrite write, Rebase rebase) throws StorageException {
+                return inner.commit(write, base -> {
+                    rebases.incrementAndGet();
+                    return rebase.onto(base);
+                });
+            }
+        };
+        Documents a = new Documents(counting, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
+        Documents b = new Documents(counting, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
+        RecordingPeer onB = new RecordingPeer("conn-2");
+        b.subscribe(onB, "d", "r");
+        for (int i = 1; i <= 3; i++) {
+            a.write(new RecordingPeer("conn-1"), true, "d", set("x", "a" + i), Map.of(), List.of(), null, "a" + i, NO_FAILURE);
+            StoredDocument stored = counting.load("d").orElseThrow();
+            // What Redis delivers to b: the write that is exactly next for its cache.
+            b.applyRemote(new dev.synckit.server.pubsub.FanOut.RemoteWrite("d", stored.seq(), stored.seq(),
+                    Map.of("x", Json.MAPPER.valueToTree("a" + i)), stored.clock(), null, List.of()));
+            rebases.set(0);
+            b.write(onB, true, "d", set("y", "b" + i), Map.of(), List.of(), null, "b" + i, NO_FAILURE);
+            assertEquals(0, rebases.get(), "round " + i + ": b computed its write from a stale tip");
+            a.subscribe(new RecordingPeer("conn-3"), "d", "catch-up-" + i); // a hears of b's write the slow way
+        }
+        assertEquals(6, counting.currentSeq("d"));
+    }
+
+    @Test
     void twoInstancesOnOneStoreStayConsistent() throws Exception {
         MemoryStorage shared = new MemoryStorage(100);
         Documents a = new Documents(shared, new LocalFanOut(), 100, Duration.ofMillis(50), Long.MAX_VALUE);
