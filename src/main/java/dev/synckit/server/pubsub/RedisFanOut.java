@@ -11,7 +11,9 @@ import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDelta;
 import dev.synckit.server.storage.TextState;
 import org.redisson.Redisson;
+import org.redisson.api.RBatch;
 import org.redisson.api.RMap;
+import org.redisson.api.RMapAsync;
 import org.redisson.api.RTopic;
 import org.redisson.api.RedissonClient;
 import org.redisson.api.listener.StatusListener;
@@ -46,6 +48,8 @@ import java.util.logging.Logger;
 public final class RedisFanOut implements FanOut {
     private static final Logger LOG = Logger.getLogger(RedisFanOut.class.getName());
     private static final int QUEUE_LIMIT = 10_000;
+    /** Most messages sent in one pipelined round trip. */
+    private static final int PUBLISH_BATCH = 256;
     /** Redis itself has no practical limit on channels per connection; this only bounds Redisson's bookkeeping. */
     static final int SUBSCRIPTIONS_PER_CONNECTION = 5_000;
 
@@ -214,22 +218,35 @@ public final class RedisFanOut implements FanOut {
         }
     }
 
+    /**
+     * Publishes in queue order. Whatever has queued up while the previous round trip was out goes as one
+     * pipelined batch (one connection, commands in order, one round trip), so fan-out is no longer capped
+     * at one message per Redis round trip, and an idle instance still publishes each write at once.
+     */
     private void publishLoop() {
+        List<Outgoing> items = new ArrayList<>(PUBLISH_BATCH);
         while (!closed) {
-            Outgoing item;
+            items.clear();
             try {
-                item = outbox.take();
+                items.add(outbox.take());
             } catch (InterruptedException e) {
                 return;
             }
+            outbox.drainTo(items, PUBLISH_BATCH - 1);
             RedissonClient client = redis;
             try {
                 if (client == null) {
                     throw new IllegalStateException("not connected");
                 }
-                send(client, item);
-                if (item instanceof Outgoing.Message) {
-                    Meters.redisPublished();
+                if (items.size() == 1) {
+                    send(client, items.getFirst());
+                } else {
+                    sendBatch(client, items);
+                }
+                for (Outgoing item : items) {
+                    if (item instanceof Outgoing.Message) {
+                        Meters.redisPublished();
+                    }
                 }
                 if (outage.compareAndSet(true, false)) {
                     Meters.redisReconnect();
@@ -241,16 +258,36 @@ public final class RedisFanOut implements FanOut {
                     LOG.warning("Redis publish failed (" + rootMessage(e) + "); this instance keeps serving its"
                             + " clients and other instances will catch up from storage when Redis is back");
                 }
-                if (item instanceof Outgoing.Message m && m.seq() >= 0) {
-                    unannounced.merge(m.documentId(), m.seq(), Math::max);
+                // Some of a failed batch may have gone out; a head for each document is harmless either way.
+                for (Outgoing item : items) {
+                    if (item instanceof Outgoing.Message m && m.seq() >= 0) {
+                        unannounced.merge(m.documentId(), m.seq(), Math::max);
+                    }
                 }
                 if (client == null || closed) {
                     sleepQuietly(200);
                 }
             } finally {
-                unsent.decrementAndGet();
+                unsent.addAndGet(-items.size());
             }
         }
+    }
+
+    private void sendBatch(RedissonClient client, List<Outgoing> items) {
+        RBatch batch = client.createBatch();
+        for (Outgoing item : items) {
+            switch (item) {
+                case Outgoing.Message m -> batch.getTopic(m.channel(), StringCodec.INSTANCE).publishAsync(m.payload());
+                case Outgoing.PresenceSet p -> {
+                    RMapAsync<String, String> map = batch.getMap(presenceKey(p.documentId()), StringCodec.INSTANCE);
+                    map.fastPutAsync(p.clientId(), p.entry());
+                    map.expireAsync(Duration.ofMillis(presenceTtlMillis));
+                }
+                case Outgoing.PresenceRemove p -> batch.<String, String>getMap(presenceKey(p.documentId()), StringCodec.INSTANCE)
+                        .fastRemoveAsync(p.clientId());
+            }
+        }
+        batch.execute();
     }
 
     private void send(RedissonClient client, Outgoing item) {
