@@ -44,6 +44,9 @@ import java.util.logging.Logger;
  * depends on Redis delivering everything: receivers apply writes in sequence order and reload a document
  * from storage on any gap, on every (re)subscription, and when an instance announces, after an outage,
  * the newest sequence of documents whose messages it could not publish.
+ *
+ * <p>Past 500 lines on purpose: publishing, subscribing and receiving share the client, the outage state and
+ * the per-document listening map, which must change together when Redis goes away and comes back.
  */
 public final class RedisFanOut implements FanOut {
     private static final Logger LOG = Logger.getLogger(RedisFanOut.class.getName());
