@@ -46,7 +46,8 @@ final class OfflineClient {
 
     private record Queued(String documentId, String field, JsonNode value) {}
 
-    private final int port;
+    /** Where each new connection goes: a fixed port, or instances taken in turn as behind a load balancer. */
+    private final java.util.function.IntSupplier port;
     private final boolean binary;
     private final boolean anySocketCloses;
     final String name;
@@ -57,11 +58,16 @@ final class OfflineClient {
     private final Map<String, CompletableFuture<ObjectNode>> callbacks = new HashMap<>();
     private Link ws;
     private boolean connected;
+    private int connectedTo;
     private CompletableFuture<Void> authenticated;
     /** Times the client took itself for offline while its newest socket was open (the race). */
     final AtomicLong closeEventsAfterReconnect = new AtomicLong();
 
     OfflineClient(String name, int port, boolean binary, boolean anySocketCloses) {
+        this(name, () -> port, binary, anySocketCloses);
+    }
+
+    OfflineClient(String name, java.util.function.IntSupplier port, boolean binary, boolean anySocketCloses) {
         this.name = name;
         this.port = port;
         this.binary = binary;
@@ -81,9 +87,11 @@ final class OfflineClient {
         } finally {
             lock.unlock();
         }
-        Link link = new Link(RawWebSocket.open(port, true, 60_000));
+        int at = port.getAsInt();
+        Link link = new Link(RawWebSocket.open(at, true, 60_000));
         lock.lock();
         try {
+            connectedTo = at;
             ws = link;
             connected = true;
             send(Json.object().put("type", "auth").put("id", newId()));
@@ -167,7 +175,7 @@ final class OfflineClient {
     String describe() {
         lock.lock();
         try {
-            return name + " connected=" + connected + " queued=" + offlineQueue.size()
+            return name + " connected=" + connected + " port=" + connectedTo + " queued=" + offlineQueue.size()
                     + " closeEventsAfterReconnect=" + closeEventsAfterReconnect.get();
         } finally {
             lock.unlock();
