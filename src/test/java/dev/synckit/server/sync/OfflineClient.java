@@ -471,4 +471,16 @@ final class OfflineClient {
             return message;
         }
     }
+
+    /** What a server holds for the document, read by a fresh connection of its own. */
+    static java.util.Map<String, JsonNode> serverState(java.net.URI wsUri, String doc) {
+        try (WsClient observer = WsClient.binary(wsUri)) {
+            observer.send(MessageType.SYNC_REQUEST,
+                    Json.object().put("id", "look").put("documentId", doc));
+            ObjectNode state = (ObjectNode) observer.await("sync_response").payload().get("state");
+            java.util.Map<String, JsonNode> out = new java.util.TreeMap<>();
+            state.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
+            return out;
+        }
+    }
 }

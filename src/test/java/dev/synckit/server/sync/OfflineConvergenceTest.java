@@ -2,12 +2,8 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.synckit.server.protocol.Json;
-import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.testing.TestDatabase;
 import dev.synckit.server.testing.TestServer;
-import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -142,26 +138,16 @@ class OfflineConvergenceTest {
             withoutShared.remove("shared");
             if (equal && withoutShared.equals(new TreeMap<>(expected))
                     && (cycle == 0 || first.containsKey("shared"))) {
-                Map<String, JsonNode> server = serverState(doc);
-                assertEquals(server, first, "replicas agree with each other but not with the server (cycle " + cycle + ")");
+                Map<String, JsonNode> stored = OfflineClient.serverState(server.wsUri(), doc);
+                assertEquals(stored, first, "replicas agree with each other but not with the server (cycle " + cycle + ")");
                 return;
             }
             if (System.currentTimeMillis() > deadline) {
                 fail("cycle " + cycle + ": no convergence within " + CONVERGE_MILLIS + " ms; expected " + expected
                         + " (+ shared)\n" + clients.stream().map(c -> c.describe() + " " + c.state(doc))
-                        .collect(Collectors.joining("\n")) + "\nserver " + serverState(doc));
+                        .collect(Collectors.joining("\n")) + "\nserver " + OfflineClient.serverState(server.wsUri(), doc));
             }
             Thread.sleep(100);
-        }
-    }
-
-    private static Map<String, JsonNode> serverState(String doc) {
-        try (WsClient observer = WsClient.binary(server.wsUri())) {
-            observer.send(MessageType.SYNC_REQUEST, Json.object().put("id", "look").put("documentId", doc));
-            ObjectNode state = (ObjectNode) observer.await("sync_response").payload().get("state");
-            Map<String, JsonNode> out = new TreeMap<>();
-            state.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
-            return out;
         }
     }
 }

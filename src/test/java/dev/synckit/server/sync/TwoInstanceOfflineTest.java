@@ -2,13 +2,9 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.synckit.server.protocol.Json;
-import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.testing.TestDatabase;
 import dev.synckit.server.testing.TestRedis;
 import dev.synckit.server.testing.TestServer;
-import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -66,6 +62,26 @@ class TwoInstanceOfflineTest {
         }
     }
 
+    /** A scenario body for one round: the document and its connected clients. */
+    @FunctionalInterface
+    private interface Round {
+        void run(String doc, List<OfflineClient> clients) throws Exception;
+    }
+
+    /** Runs a scenario ROUNDS times on a fresh document, disconnecting its clients and printing them after each. */
+    private static void eachRound(String prefix, List<String> names, Round round) throws Exception {
+        for (int r = 0; r < ROUNDS; r++) {
+            String doc = prefix + "-" + r + "-" + System.nanoTime();
+            List<OfflineClient> clients = clients(r, names.toArray(String[]::new));
+            try {
+                round.run(doc, clients);
+            } finally {
+                clients.forEach(OfflineClient::disconnect);
+                System.out.println(doc + ": " + clients.stream().map(OfflineClient::describe).toList());
+            }
+        }
+    }
+
     /** Connected clients; even rounds speak binary, odd ones JSON, as the upstream adapters do. */
     private static List<OfflineClient> clients(int round, String... names) throws Exception {
         List<OfflineClient> out = new ArrayList<>();
@@ -79,129 +95,101 @@ class TwoInstanceOfflineTest {
 
     @Test
     void twoClientsWritingSeveralFieldsOfflineConverge() throws Exception {
-        for (int round = 0; round < ROUNDS; round++) {
-            String doc = "multi-" + round + "-" + System.nanoTime();
-            List<OfflineClient> clients = clients(round, "A", "B");
+        eachRound("multi", List.of("A", "B"), (doc, clients) -> {
             OfflineClient a = clients.get(0);
             OfflineClient b = clients.get(1);
-            try {
-                a.setField(doc, "field1", text("initial"));
-                awaitConvergence(doc, clients, Map.of("field1", text("initial")), List.of());
-                clients.forEach(OfflineClient::disconnect);
-                a.setField(doc, "field1", text("A1"));
-                a.setField(doc, "field2", text("A2"));
-                a.setField(doc, "field3", text("A3"));
-                b.setField(doc, "field1", text("B1"));
-                b.setField(doc, "field2", text("B2"));
-                b.setField(doc, "field4", text("B4"));
-                balancer.getAsInt(); // somebody else's connection: A and B come back on the instance the other left
-                connectAll(clients);
-                awaitConvergence(doc, clients, Map.of("field3", text("A3"), "field4", text("B4")),
-                        List.of("field1", "field2"));
-            } finally {
-                clients.forEach(OfflineClient::disconnect);
-                System.out.println(doc + ": " + clients.stream().map(OfflineClient::describe).toList());
-            }
-        }
+            a.setField(doc, "field1", text("initial"));
+            awaitConvergence(doc, clients, Map.of("field1", text("initial")), List.of());
+            clients.forEach(OfflineClient::disconnect);
+            a.setField(doc, "field1", text("A1"));
+            a.setField(doc, "field2", text("A2"));
+            a.setField(doc, "field3", text("A3"));
+            b.setField(doc, "field1", text("B1"));
+            b.setField(doc, "field2", text("B2"));
+            b.setField(doc, "field4", text("B4"));
+            balancer.getAsInt(); // somebody else's connection: A and B come back on the instance the other left
+            connectAll(clients);
+            awaitConvergence(doc, clients, Map.of("field3", text("A3"), "field4", text("B4")),
+                    List.of("field1", "field2"));
+        });
     }
 
     @Test
     void threeClientsWithSharedOwnAndEmptyFieldsConverge() throws Exception {
-        for (int round = 0; round < ROUNDS; round++) {
-            String doc = "three-" + round + "-" + System.nanoTime();
-            List<OfflineClient> clients = clients(round, "A", "B", "C");
+        eachRound("three", List.of("A", "B", "C"), (doc, clients) -> {
             OfflineClient a = clients.get(0);
             OfflineClient b = clients.get(1);
             OfflineClient c = clients.get(2);
-            try {
-                a.setField(doc, "shared", text("start"));
-                awaitConvergence(doc, clients, Map.of("shared", text("start")), List.of());
-                clients.forEach(OfflineClient::disconnect);
-                a.setField(doc, "shared", text("A1"));
-                a.setField(doc, "empty", text(""));
-                a.setField(doc, "a", text("A1"));
-                b.setField(doc, "shared", text("B1"));
-                b.setField(doc, "empty", text("B1"));
-                b.setField(doc, "b", text("B1"));
-                c.setField(doc, "shared", text("C1"));
-                c.setField(doc, "c", text(""));
-                connectAll(clients);
-                awaitConvergence(doc, clients, Map.of("a", text("A1"), "b", text("B1"), "c", text("")),
-                        List.of("shared", "empty"));
-            } finally {
-                clients.forEach(OfflineClient::disconnect);
-                System.out.println(doc + ": " + clients.stream().map(OfflineClient::describe).toList());
-            }
-        }
+            a.setField(doc, "shared", text("start"));
+            awaitConvergence(doc, clients, Map.of("shared", text("start")), List.of());
+            clients.forEach(OfflineClient::disconnect);
+            a.setField(doc, "shared", text("A1"));
+            a.setField(doc, "empty", text(""));
+            a.setField(doc, "a", text("A1"));
+            b.setField(doc, "shared", text("B1"));
+            b.setField(doc, "empty", text("B1"));
+            b.setField(doc, "b", text("B1"));
+            c.setField(doc, "shared", text("C1"));
+            c.setField(doc, "c", text(""));
+            connectAll(clients);
+            awaitConvergence(doc, clients, Map.of("a", text("A1"), "b", text("B1"), "c", text("")),
+                    List.of("shared", "empty"));
+        });
     }
 
     @Test
     void partitionedClientsReconnectingOneByOneConverge() throws Exception {
-        for (int round = 0; round < ROUNDS; round++) {
-            String doc = "partition-" + round + "-" + System.nanoTime();
-            List<OfflineClient> clients = clients(round, "A", "B");
+        eachRound("partition", List.of("A", "B"), (doc, clients) -> {
             OfflineClient a = clients.get(0);
             OfflineClient b = clients.get(1);
-            try {
-                a.setField(doc, "x", text("0"));
-                awaitConvergence(doc, clients, Map.of("x", text("0")), List.of());
-                // A goes away first and writes; B follows; they come back in the other order.
-                a.disconnect();
-                a.setField(doc, "x", text("A1"));
-                a.setField(doc, "y", text("A1"));
-                b.setField(doc, "z", text("B0"));
-                b.disconnect();
-                b.setField(doc, "x", text("B1"));
-                b.setField(doc, "y", text("B1"));
-                b.setField(doc, "w", text(""));
-                b.connect();
-                a.connect();
-                awaitConvergence(doc, clients, Map.of("z", text("B0"), "w", text("")), List.of("x", "y"));
-            } finally {
-                clients.forEach(OfflineClient::disconnect);
-                System.out.println(doc + ": " + clients.stream().map(OfflineClient::describe).toList());
-            }
-        }
+            a.setField(doc, "x", text("0"));
+            awaitConvergence(doc, clients, Map.of("x", text("0")), List.of());
+            // A goes away first and writes; B follows; they come back in the other order.
+            a.disconnect();
+            a.setField(doc, "x", text("A1"));
+            a.setField(doc, "y", text("A1"));
+            b.setField(doc, "z", text("B0"));
+            b.disconnect();
+            b.setField(doc, "x", text("B1"));
+            b.setField(doc, "y", text("B1"));
+            b.setField(doc, "w", text(""));
+            b.connect();
+            a.connect();
+            awaitConvergence(doc, clients, Map.of("z", text("B0"), "w", text("")), List.of("x", "y"));
+        });
     }
 
     @Test
     void partitionedClientsFlushWhileAnOnlineClientKeepsWriting() throws Exception {
-        for (int round = 0; round < ROUNDS; round++) {
-            String doc = "online-" + round + "-" + System.nanoTime();
-            List<OfflineClient> clients = clients(round, "A", "B", "C");
+        eachRound("online", List.of("A", "B", "C"), (doc, clients) -> {
             OfflineClient a = clients.get(0);
             OfflineClient b = clients.get(1);
             OfflineClient c = clients.get(2);
-            try {
-                c.setField(doc, "x", text("0"));
-                awaitConvergence(doc, clients, Map.of("x", text("0")), List.of());
-                a.disconnect();
-                b.disconnect();
-                c.setField(doc, "x", text("C1"));
-                a.setField(doc, "x", text("A1"));
-                a.setField(doc, "a", text("A1"));
-                a.setField(doc, "e", text(""));
-                b.setField(doc, "x", text("B1"));
-                b.setField(doc, "b", text("B1"));
-                b.setField(doc, "e", text("B1"));
-                Thread writer = Thread.ofVirtual().start(() -> {
-                    try {
-                        for (int i = 0; i < 8; i++) {
-                            c.setField(doc, "c" + (i % 3), text("C" + i));
-                        }
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
+            c.setField(doc, "x", text("0"));
+            awaitConvergence(doc, clients, Map.of("x", text("0")), List.of());
+            a.disconnect();
+            b.disconnect();
+            c.setField(doc, "x", text("C1"));
+            a.setField(doc, "x", text("A1"));
+            a.setField(doc, "a", text("A1"));
+            a.setField(doc, "e", text(""));
+            b.setField(doc, "x", text("B1"));
+            b.setField(doc, "b", text("B1"));
+            b.setField(doc, "e", text("B1"));
+            Thread writer = Thread.ofVirtual().start(() -> {
+                try {
+                    for (int i = 0; i < 8; i++) {
+                        c.setField(doc, "c" + (i % 3), text("C" + i));
                     }
-                });
-                connectAll(List.of(a, b));
-                writer.join();
-                awaitConvergence(doc, clients, Map.of("a", text("A1"), "b", text("B1"), "c0", text("C6"),
-                        "c1", text("C7"), "c2", text("C5")), List.of("x", "e"));
-            } finally {
-                clients.forEach(OfflineClient::disconnect);
-                System.out.println(doc + ": " + clients.stream().map(OfflineClient::describe).toList());
-            }
-        }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            connectAll(List.of(a, b));
+            writer.join();
+            awaitConvergence(doc, clients, Map.of("a", text("A1"), "b", text("B1"), "c0", text("C6"),
+                    "c1", text("C7"), "c2", text("C5")), List.of("x", "e"));
+        });
     }
 
     /** All at once, as {@code Promise.all(clients.map(c => c.connect()))}. */
@@ -245,8 +233,8 @@ class TwoInstanceOfflineTest {
             Map<String, JsonNode> uncontested = new TreeMap<>(first);
             contested.forEach(uncontested::remove);
             if (equal && uncontested.equals(new TreeMap<>(expected)) && first.keySet().containsAll(contested)) {
-                Map<String, JsonNode> on1 = serverState(one, doc);
-                Map<String, JsonNode> on2 = serverState(two, doc);
+                Map<String, JsonNode> on1 = OfflineClient.serverState(one.wsUri(), doc);
+                Map<String, JsonNode> on2 = OfflineClient.serverState(two.wsUri(), doc);
                 if (on1.equals(first) && on2.equals(first)) {
                     return;
                 }
@@ -254,20 +242,10 @@ class TwoInstanceOfflineTest {
             if (System.currentTimeMillis() > deadline) {
                 fail(doc + ": no convergence within " + CONVERGE_MILLIS + " ms; expected " + expected + " and " + contested
                         + "\n" + clients.stream().map(c -> c.describe() + " " + c.state(doc)).collect(Collectors.joining("\n"))
-                        + "\ninstance 1 (port " + one.wsUri().getPort() + ") " + serverState(one, doc)
-                        + "\ninstance 2 (port " + two.wsUri().getPort() + ") " + serverState(two, doc));
+                        + "\ninstance 1 (port " + one.wsUri().getPort() + ") " + OfflineClient.serverState(one.wsUri(), doc)
+                        + "\ninstance 2 (port " + two.wsUri().getPort() + ") " + OfflineClient.serverState(two.wsUri(), doc));
             }
             Thread.sleep(100);
-        }
-    }
-
-    private static Map<String, JsonNode> serverState(TestServer server, String doc) {
-        try (WsClient observer = WsClient.binary(server.wsUri())) {
-            observer.send(MessageType.SYNC_REQUEST, Json.object().put("id", "look").put("documentId", doc));
-            ObjectNode state = (ObjectNode) observer.await("sync_response").payload().get("state");
-            Map<String, JsonNode> out = new TreeMap<>();
-            state.fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
-            return out;
         }
     }
 }
