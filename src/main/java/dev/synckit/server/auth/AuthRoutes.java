@@ -76,15 +76,9 @@ public final class AuthRoutes implements HttpService {
     }
 
     private boolean presentsAdminCredentials(ServerRequest req) {
-        Optional<String> apiKey = req.headers().first(API_KEY);
-        if (apiKey.isPresent()) {
-            return authenticator.fromApiKey(apiKey.get()).filter(p -> p.permissions().isAdmin()).isPresent();
-        }
-        return req.headers().first(HeaderNames.AUTHORIZATION)
-                .filter(h -> h.startsWith("Bearer "))
-                .flatMap(h -> authenticator.fromToken(h.substring("Bearer ".length())))
-                .filter(p -> p.permissions().isAdmin())
-                .isPresent();
+        return authenticator.fromHttpHeaders(req.headers().first(API_KEY).orElse(null),
+                        req.headers().first(HeaderNames.AUTHORIZATION).orElse(null))
+                .filter(p -> p.permissions().isAdmin()).isPresent();
     }
 
     private void refresh(ServerRequest req, ServerResponse res) {

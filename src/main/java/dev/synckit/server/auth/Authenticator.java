@@ -69,6 +69,21 @@ public final class Authenticator {
                 .flatMap(Authenticator::principal);
     }
 
+    /**
+     * The caller of an HTTP route, from its {@code X-API-Key} and {@code Authorization} headers (either may
+     * be null): an API key, when one is presented, decides alone; otherwise {@code Bearer <access token>}.
+     * Credentials that do not check out are no credentials.
+     */
+    public Optional<Principal> fromHttpHeaders(String apiKey, String authorization) {
+        if (apiKey != null) {
+            return fromApiKey(apiKey.trim());
+        }
+        if (authorization == null || !authorization.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            return Optional.empty();
+        }
+        return fromToken(authorization.substring(7).trim());
+    }
+
     /** API keys authenticate as an admin, like the C# server (the TS server has none). */
     public Optional<Principal> fromApiKey(String apiKey) {
         if (apiKey == null) {

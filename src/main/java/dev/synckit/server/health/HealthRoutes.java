@@ -3,7 +3,6 @@ package dev.synckit.server.health;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.auth.Authenticator;
-import dev.synckit.server.auth.Principal;
 import dev.synckit.server.http.JsonReply;
 import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
@@ -177,19 +176,13 @@ public final class HealthRoutes implements HttpService {
     }
 
     /**
-     * An admin API key in {@code X-API-Key}, or {@code Authorization: Bearer} with an admin JWT. Also
-     * with auth disabled: credentials that do not check out are no credentials, never an error.
+     * An admin API key in {@code X-API-Key}, or {@code Authorization: Bearer} with an admin JWT
+     * ({@link Authenticator#fromHttpHeaders}). Also with auth disabled; bad credentials are never an error.
      */
     private boolean admin(ServerRequest req) {
-        Optional<Principal> principal = req.headers().first(HeaderNames.create("X-API-Key")).map(String::trim)
-                .flatMap(authenticator::fromApiKey);
-        if (principal.isEmpty()) {
-            principal = req.headers().first(HeaderNames.AUTHORIZATION)
-                    .filter(v -> v.regionMatches(true, 0, "Bearer ", 0, 7))
-                    .map(v -> v.substring(7).trim())
-                    .flatMap(authenticator::fromToken);
-        }
-        return principal.map(p -> p.permissions().isAdmin()).orElse(false);
+        return authenticator.fromHttpHeaders(req.headers().first(HeaderNames.create("X-API-Key")).orElse(null),
+                        req.headers().first(HeaderNames.AUTHORIZATION).orElse(null))
+                .map(p -> p.permissions().isAdmin()).orElse(false);
     }
 
     private void root(ServerRequest req, ServerResponse res) {
