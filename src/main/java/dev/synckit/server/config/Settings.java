@@ -313,18 +313,17 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
     }
 
     private static int integer(Config c, String key) {
-        String raw = string(c, key);
-        try {
-            return Integer.parseInt(raw);
-        } catch (NumberFormatException e) {
-            throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; it must be a whole number");
-        }
+        return whole(c, key, Integer::parseInt);
     }
 
     private static long longInteger(Config c, String key) {
+        return whole(c, key, Long::parseLong);
+    }
+
+    private static <T> T whole(Config c, String key, java.util.function.Function<String, T> parse) {
         String raw = string(c, key);
         try {
-            return Long.parseLong(raw);
+            return parse.apply(raw);
         } catch (NumberFormatException e) {
             throw new ConfigException(fullKey(c, key) + " is '" + raw + "'; it must be a whole number");
         }
