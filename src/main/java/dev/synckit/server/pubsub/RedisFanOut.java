@@ -241,11 +241,7 @@ public final class RedisFanOut implements FanOut {
                 if (client == null) {
                     throw new IllegalStateException("not connected");
                 }
-                if (items.size() == 1) {
-                    send(client, items.getFirst());
-                } else {
-                    sendBatch(client, items);
-                }
+                send(client, items);
                 for (Outgoing item : items) {
                     if (item instanceof Outgoing.Message) {
                         Meters.redisPublished();
@@ -276,7 +272,8 @@ public final class RedisFanOut implements FanOut {
         }
     }
 
-    private void sendBatch(RedissonClient client, List<Outgoing> items) {
+    /** One pipelined batch, even of one item: the same commands either way, one round trip. */
+    private void send(RedissonClient client, List<Outgoing> items) {
         RBatch batch = client.createBatch();
         for (Outgoing item : items) {
             switch (item) {
@@ -291,19 +288,6 @@ public final class RedisFanOut implements FanOut {
             }
         }
         batch.execute();
-    }
-
-    private void send(RedissonClient client, Outgoing item) {
-        switch (item) {
-            case Outgoing.Message m -> client.getTopic(m.channel(), StringCodec.INSTANCE).publish(m.payload());
-            case Outgoing.PresenceSet p -> {
-                RMap<String, String> map = client.getMap(presenceKey(p.documentId()), StringCodec.INSTANCE);
-                map.fastPut(p.clientId(), p.entry());
-                map.expire(Duration.ofMillis(presenceTtlMillis));
-            }
-            case Outgoing.PresenceRemove p ->
-                    client.getMap(presenceKey(p.documentId()), StringCodec.INSTANCE).fastRemove(p.clientId());
-        }
     }
 
     /** After an outage: tell the others the newest sequence of each document we could not announce. */
