@@ -209,8 +209,7 @@ public final class Documents {
                 }
             }
         } catch (StorageException e) {
-            LOG.warning("catching up " + remote.documentId() + " from storage failed (retrying): " + e.getMessage());
-            retryCatchUp(remote.documentId());
+            catchUpFailed(remote.documentId(), e);
         } finally {
             doc.lock.unlock();
         }
@@ -226,6 +225,11 @@ public final class Documents {
         if (!catchUp(documentId, Level.WARNING)) {
             retryCatchUp(documentId);
         }
+    }
+
+    private void catchUpFailed(String documentId, StorageException e) {
+        LOG.warning("catching up " + documentId + " from storage failed (retrying): " + e.getMessage());
+        retryCatchUp(documentId);
     }
 
     /** Reloads a cached document from storage if it moved on; false if storage could not be read. */
@@ -273,7 +277,6 @@ public final class Documents {
                 }
                 Long seen = stale.get(documentId);
                 if (catchUp(documentId, Level.FINE)) { // the first failure was logged
-                    Meters.redisCatchUp();
                     if (stale.remove(documentId, seen)) {
                         return;
                     }
@@ -460,8 +463,7 @@ public final class Documents {
                     try {
                         reload(doc); // the cache is behind in a way we cannot explain; storage is the truth
                     } catch (StorageException e) {
-                        LOG.warning("catching up " + doc.id + " from storage failed (retrying): " + e.getMessage());
-                        retryCatchUp(doc.id);
+                        catchUpFailed(doc.id, e);
                     }
                 } // else already in the cache: a reload after a gap in other instances' messages read it
                 return;
