@@ -82,8 +82,8 @@ public final class Main {
         }
         var storage = settings.storage();
         var url = dev.synckit.server.config.DatabaseUrl.parse(storage.url(), storage.user(), storage.password());
-        try (var ds = dev.synckit.server.storage.PostgresStorage.dataSource(url, 2, storage.connectTimeout())) {
-            dev.synckit.server.storage.Migrations.migrate(ds, url);
+        try {
+            dev.synckit.server.storage.PostgresStorage.migrate(url, storage.connectTimeout());
             return 0;
         } catch (dev.synckit.server.storage.StorageException e) {
             LOG.severe(e.getMessage());

@@ -94,10 +94,7 @@ public final class PostgresStorage implements StorageAdapter {
     public static PostgresStorage open(Settings.Storage settings) throws StorageException {
         DatabaseUrl url = DatabaseUrl.parse(settings.url(), settings.user(), settings.password());
         if (settings.migrateOnStart()) {
-            // A pool of its own without the session timeouts: a migration may rightly run longer than a write.
-            try (HikariDataSource migrating = dataSource(url, 2, settings.connectTimeout())) {
-                Migrations.migrate(migrating, url);
-            }
+            migrate(url, settings.connectTimeout());
         }
         HikariDataSource ds = dataSource(url, settings.poolSize(), settings.connectTimeout(),
                 new Timeouts(settings.socketTimeout(), settings.lockTimeout()));
@@ -110,6 +107,16 @@ public final class PostgresStorage implements StorageAdapter {
         } catch (StorageException | RuntimeException e) {
             ds.close();
             throw e;
+        }
+    }
+
+    /**
+     * Applies the schema migrations, on a pool of its own without the session timeouts (a migration may
+     * rightly run longer than a write) and of two connections (the migration lock holds one of its own).
+     */
+    public static void migrate(DatabaseUrl url, Duration connectTimeout) throws StorageException {
+        try (HikariDataSource migrating = dataSource(url, 2, connectTimeout)) {
+            Migrations.migrate(migrating, url);
         }
     }
 
