@@ -5,8 +5,8 @@ import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
 
 import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
-import java.io.EOFException;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -14,10 +14,8 @@ import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
-import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * {@code bench --closes N}: how fast the server answers a client's close frame. A client that closes and
@@ -75,10 +73,12 @@ final class Closes {
         try (Socket socket = new Socket()) {
             socket.setTcpNoDelay(true);
             socket.setSoTimeout(TIMEOUT_MILLIS);
-            socket.connect(new InetSocketAddress(uri.getHost(), uri.getPort() > 0 ? uri.getPort() : 80), TIMEOUT_MILLIS);
-            OutputStream out = socket.getOutputStream();
+            int port = uri.getPort() > 0 ? uri.getPort() : 80;
+            socket.connect(new InetSocketAddress(uri.getHost(), port), TIMEOUT_MILLIS);
+            // Buffered, so that each frame leaves in one write when flushed.
+            OutputStream out = new BufferedOutputStream(socket.getOutputStream());
             DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream()));
-            handshake(uri, out, in);
+            PlainWebSocket.handshake(uri, port, out, in);
             send(out, 0x2, LoadClient.frame(MessageType.AUTH, Json.object().put("id", "a" + i)));
             awaitMessage(in, MessageType.AUTH_SUCCESS);
             long authenticated = System.nanoTime();
@@ -110,41 +110,9 @@ final class Closes {
         }
     }
 
-    private static void handshake(URI uri, OutputStream out, DataInputStream in) throws IOException {
-        byte[] nonce = new byte[16];
-        ThreadLocalRandom.current().nextBytes(nonce);
-        String path = uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath();
-        out.write(("GET " + path + " HTTP/1.1\r\nHost: " + uri.getAuthority() + "\r\nUpgrade: websocket\r\n"
-                + "Connection: Upgrade\r\nSec-WebSocket-Key: " + Base64.getEncoder().encodeToString(nonce)
-                + "\r\nSec-WebSocket-Version: 13\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
-        out.flush();
-        StringBuilder head = new StringBuilder();
-        while (!head.toString().endsWith("\r\n\r\n")) {
-            int b = in.read();
-            if (b < 0) {
-                throw new EOFException("connection closed during the handshake");
-            }
-            head.append((char) b);
-        }
-        if (!head.toString().startsWith("HTTP/1.1 101")) {
-            throw new IOException("no WebSocket upgrade: " + head.substring(0, head.indexOf("\r\n")));
-        }
-    }
-
     /** One masked frame, flushed at once. */
     private static void send(OutputStream out, int opcode, byte[] payload) throws IOException {
-        byte[] key = new byte[4];
-        ThreadLocalRandom.current().nextBytes(key);
-        int n = payload.length;
-        byte[] header = n < 126 ? new byte[] {(byte) (0x80 | opcode), (byte) (0x80 | n)}
-                : new byte[] {(byte) (0x80 | opcode), (byte) (0x80 | 126), (byte) (n >>> 8), (byte) n};
-        byte[] frame = new byte[header.length + 4 + n];
-        System.arraycopy(header, 0, frame, 0, header.length);
-        System.arraycopy(key, 0, frame, header.length, 4);
-        for (int i = 0; i < n; i++) {
-            frame[header.length + 4 + i] = (byte) (payload[i] ^ key[i & 3]);
-        }
-        out.write(frame);
+        PlainWebSocket.writeFrame(out, opcode, payload);
         out.flush();
     }
 

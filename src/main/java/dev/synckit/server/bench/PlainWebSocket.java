@@ -54,6 +54,19 @@ public final class PlainWebSocket implements AutoCloseable {
         socket.connect(new InetSocketAddress(uri.getHost(), port), 30_000);
         OutputStream out = new BufferedOutputStream(socket.getOutputStream(), 1 << 13);
         DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 13));
+        try {
+            handshake(uri, port, out, in);
+        } catch (IOException e) {
+            socket.close();
+            throw e;
+        }
+        PlainWebSocket ws = new PlainWebSocket(socket, in, out);
+        Thread.ofVirtual().name(threadName).start(() -> ws.read(listener));
+        return ws;
+    }
+
+    /** Sends the upgrade request and reads the response head; throws unless the server switched protocols. */
+    static void handshake(URI uri, int port, OutputStream out, InputStream in) throws IOException {
         byte[] nonce = new byte[16];
         ThreadLocalRandom.current().nextBytes(nonce);
         String path = (uri.getRawPath() == null || uri.getRawPath().isEmpty() ? "/" : uri.getRawPath())
@@ -64,12 +77,8 @@ public final class PlainWebSocket implements AutoCloseable {
         out.flush();
         String status = readHeaders(in);
         if (!status.startsWith("HTTP/1.1 101")) {
-            socket.close();
             throw new IOException("no WebSocket upgrade from " + uri + ": " + status);
         }
-        PlainWebSocket ws = new PlainWebSocket(socket, in, out);
-        Thread.ofVirtual().name(threadName).start(() -> ws.read(listener));
-        return ws;
     }
 
     /** Reads the response head; returns its status line. */
@@ -100,8 +109,13 @@ public final class PlainWebSocket implements AutoCloseable {
         }
     }
 
-    /** Under {@link #writing}: one masked frame (clients must mask, RFC 6455 §5.3). */
+    /** Under {@link #writing}. */
     private void frame(int opcode, byte[] payload) throws IOException {
+        writeFrame(out, opcode, payload);
+    }
+
+    /** One masked frame (clients must mask, RFC 6455 §5.3), not flushed: write it to a buffered stream. */
+    static void writeFrame(OutputStream out, int opcode, byte[] payload) throws IOException {
         out.write(0x80 | opcode);
         int n = payload.length;
         if (n < 126) {
