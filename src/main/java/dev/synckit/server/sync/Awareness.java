@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
+import dev.synckit.server.pubsub.FanOut;
 
 import java.time.Clock;
 import java.time.Duration;
@@ -16,7 +17,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
-import dev.synckit.server.pubsub.FanOut;
 
 /**
  * Presence per document (PROTOCOL.md §6.12): entries keyed by the SDK's client id, removed when they
