@@ -105,11 +105,20 @@ public final class TcpProxy implements AutoCloseable {
             while (!s.isClosed()) {
                 try {
                     Socket client = s.accept();
-                    Socket upstream = new Socket(targetHost, targetPort);
-                    sockets.add(client);
-                    sockets.add(upstream);
-                    pipe(client, upstream);
-                    pipe(upstream, client);
+                    // Under the monitor cut() holds: a connection accepted just before a cut is either
+                    // registered before the cut closes the registered ones, or sees the listener closed here.
+                    // Unsynchronized, one could slip past the cut and keep forwarding (a flaky outage test).
+                    synchronized (this) {
+                        if (s.isClosed()) {
+                            client.close();
+                            return;
+                        }
+                        Socket upstream = new Socket(targetHost, targetPort);
+                        sockets.add(client);
+                        sockets.add(upstream);
+                        pipe(client, upstream);
+                        pipe(upstream, client);
+                    }
                 } catch (IOException e) {
                     return; // closed by cut()
                 }
