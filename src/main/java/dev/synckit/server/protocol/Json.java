@@ -14,10 +14,13 @@ public final class Json {
             .build();
 
     static {
-        // Nesting is bounded so a hostile payload cannot blow the stack of a virtual thread.
+        // Nesting is bounded so a hostile payload cannot blow the stack of a virtual thread. Strings and
+        // names are bounded by the message size cap; Jackson's own name limit (50,000) would otherwise turn
+        // an over-long field name into "not valid JSON" instead of Codec's "Field name too long".
         MAPPER.getFactory().setStreamReadConstraints(StreamReadConstraints.builder()
                 .maxNestingDepth(200)
                 .maxStringLength(64 * 1024 * 1024)
+                .maxNameLength(64 * 1024 * 1024)
                 .build());
     }
 

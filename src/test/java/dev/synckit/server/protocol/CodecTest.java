@@ -87,4 +87,18 @@ class CodecTest {
                 "{\"type\":\"delta\",\"documentId\":\"d\",\"delta\":{\"" + "f".repeat(501) + "\":1}}"));
         assertTrue(field.getMessage().startsWith("Field name too long"));
     }
+
+    @Test
+    void aFieldNameLongerThanJacksonsDefaultLimitGetsTheSameAnswerAsAnyTooLongName() {
+        // Jackson refuses names over 50,000 characters by default; the message size cap bounds them anyway.
+        for (String framing : new String[] {"json", "batch"}) {
+            String name = "f".repeat(60_000);
+            String text = framing.equals("json")
+                    ? "{\"type\":\"delta\",\"documentId\":\"d\",\"delta\":{\"" + name + "\":1}}"
+                    : "{\"type\":\"delta_batch\",\"documentId\":\"d\",\"deltas\":[{\"type\":\"set\",\"field\":\"" + name
+                    + "\",\"value\":1}]}";
+            ProtocolException e = assertThrows(ProtocolException.class, () -> Codec.decode(text));
+            assertTrue(e.getMessage().startsWith("Field name too long"), framing + ": " + e.getMessage());
+        }
+    }
 }
