@@ -156,4 +156,45 @@ public final class Meters {
     public static void redisReconnect() {
         counter("synckit.redis.reconnects", "Recoveries from a Redis outage").increment();
     }
+
+    // ---- document ownership (package cluster) ----------------------------------------------------------
+
+    /** A commit refused because it carried a former owner's epoch. */
+    public static void fencedCommit() {
+        counter("synckit.ownership.fenced.commits", "Commits refused because the writer's ownership epoch was stale").increment();
+    }
+
+    public static long fencedCommits() {
+        return counter("synckit.ownership.fenced.commits", "Commits refused because the writer's ownership epoch was stale").sum();
+    }
+
+    public static void ownershipAcquired() {
+        counter("synckit.ownership.acquired", "Document leases this instance acquired").increment();
+    }
+
+    /** {@code why}: released (idle or drain), lost (renewal found another owner or the lease expired), fenced. */
+    public static void ownershipLost(String why) {
+        counter("synckit.ownership.lost", "Document leases this instance gave up or lost", "reason", why).increment();
+    }
+
+    /** Registers the gauge of documents this instance owns (once per process; later calls replace the source). */
+    public static void ownedDocuments(java.util.function.IntSupplier owned) {
+        OWNED.set(owned);
+        CACHE.computeIfAbsent("synckit.ownership.owned", k -> registry().getOrCreate(Gauge.builder(k,
+                () -> OWNED.get().getAsInt()).description("Documents this instance owns (orders and commits)")));
+    }
+
+    private static final java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier> OWNED =
+            new java.util.concurrent.atomic.AtomicReference<>(() -> 0);
+
+    /** A write sent to its document's owner, from sending to the owner's answer. */
+    public static void forwarded(long nanos) {
+        counter("synckit.forwarded.writes", "Writes forwarded to the owning instance").increment();
+        timer("synckit.forwarded.latency", "Forwarded write sent to owner's answer received").record(Duration.ofNanos(nanos));
+    }
+
+    /** A forwarded write sent again (owner changed, refused it as not owner, or did not answer in time). */
+    public static void forwardRetried() {
+        counter("synckit.forwarded.retries", "Forwarded writes sent again after an owner change or timeout").increment();
+    }
 }

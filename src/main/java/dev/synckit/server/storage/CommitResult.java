@@ -11,5 +11,11 @@ public sealed interface CommitResult {
     /** The same client message was applied before; nothing was stored this time. */
     record Duplicate() implements CommitResult {}
 
+    /**
+     * Refused: the write carried an ownership epoch that is no longer the document's (another instance has
+     * claimed the document since). Nothing was stored.
+     */
+    record Fenced(long fence, long current) implements CommitResult {}
+
     CommitResult DUPLICATE = new Duplicate();
 }

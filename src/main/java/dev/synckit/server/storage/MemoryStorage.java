@@ -21,6 +21,8 @@ public final class MemoryStorage implements StorageAdapter {
 
     private final ConcurrentHashMap<String, Entry> documents = new ConcurrentHashMap<>();
     private final int appliedPerDocument;
+    /** Ownership epochs; changed only inside {@code documents.compute} on the same key, which orders them with commits. */
+    private final ConcurrentHashMap<String, Long> epochs = new ConcurrentHashMap<>();
 
     public MemoryStorage(int appliedPerDocument) {
         this.appliedPerDocument = appliedPerDocument;
@@ -42,6 +44,12 @@ public final class MemoryStorage implements StorageAdapter {
         CommitResult[] result = new CommitResult[1];
         documents.compute(proposed.documentId(), (id, old) -> {
             long storedSeq = old == null ? 0 : old.document().seq();
+            long epoch = epochs.getOrDefault(id, 0L);
+            if (proposed.fence() != 0 && proposed.fence() != epoch) {
+                result[0] = new CommitResult.Fenced(proposed.fence(), epoch);
+                dev.synckit.server.meters.Meters.fencedCommit();
+                return old;
+            }
             String key = proposed.deduplicated() ? proposed.clientId() + "\u0000" + proposed.messageId() : null;
             if (key != null && old != null && old.applied().contains(key)) {
                 result[0] = CommitResult.DUPLICATE;
@@ -75,6 +83,16 @@ public final class MemoryStorage implements StorageAdapter {
                     write.lastSeq(), text, write.timestamp()), applied);
         });
         return result[0];
+    }
+
+    @Override
+    public long claim(String documentId) {
+        long[] epoch = new long[1];
+        documents.compute(documentId, (id, old) -> {
+            epoch[0] = epochs.merge(id, 1L, Long::sum);
+            return old;
+        });
+        return epoch[0];
     }
 
     @Override

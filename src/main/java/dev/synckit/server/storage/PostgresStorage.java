@@ -292,7 +292,8 @@ public final class PostgresStorage implements StorageAdapter {
      */
     private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
         String id = run.getFirst().documentId();
-        long seq = lockRow(tx, id);
+        LockedRow row = lockRow(tx, id);
+        long seq = row.seq();
         java.util.Set<String> applied = appliedBefore(tx, id, run);
         Map<Pending, CommitResult> results = new LinkedHashMap<>();
         List<DocumentWrite> unwritten = new ArrayList<>();
@@ -300,6 +301,16 @@ public final class PostgresStorage implements StorageAdapter {
             DocumentWrite write = p.proposed;
             if (write.deduplicated() && !applied.add(write.clientId() + '\u0000' + write.messageId())) {
                 results.put(p, CommitResult.DUPLICATE);
+                continue;
+            }
+            if (write.fence() != 0 && write.fence() != row.epoch()) {
+                // A former owner: another instance claimed the document since this write was made. Read under
+                // the row lock that claims take too, so no claim can slip between this check and the commit.
+                results.put(p, new CommitResult.Fenced(write.fence(), row.epoch()));
+                dev.synckit.server.meters.Meters.fencedCommit();
+                if (write.deduplicated()) {
+                    applied.remove(write.clientId() + '\u0000' + write.messageId());
+                }
                 continue;
             }
             StoredDocument rebasedOnto = null;
@@ -317,18 +328,51 @@ public final class PostgresStorage implements StorageAdapter {
         return results;
     }
 
+    /** The locked document row: its sequence and its ownership epoch (0 if never claimed). */
+    private record LockedRow(long seq, long epoch) {}
+
     /**
-     * Locks the document row and returns its sequence, creating the row first if it is missing. Not an
-     * upsert: that would update an existing row and fire the TS schema's version trigger once more.
+     * Locks the document row and returns its sequence and epoch, creating the row first if it is missing.
+     * Not an upsert: that would update an existing row and fire the TS schema's version trigger once more.
      */
-    private static long lockRow(DbTransaction tx, String id) {
-        String lock = "SELECT seq FROM documents WHERE id = ? FOR UPDATE";
+    private static LockedRow lockRow(DbTransaction tx, String id) {
+        String lock = "SELECT d.seq, COALESCE(o.epoch, 0) AS epoch FROM documents d"
+                + " LEFT JOIN synckit_owner_epochs o ON o.document_id = d.id WHERE d.id = ? FOR UPDATE OF d";
         Optional<DbRow> row = tx.get(lock, id);
         if (row.isEmpty()) {
             tx.dml("INSERT INTO documents (id, state) VALUES (?, ?::jsonb) ON CONFLICT (id) DO NOTHING", id, emptyState(id));
             row = tx.get(lock, id);
         }
-        return row.orElseThrow().column("seq").get(Long.class);
+        DbRow r = row.orElseThrow();
+        return new LockedRow(r.column("seq").get(Long.class), r.column("epoch").get(Long.class));
+    }
+
+    /**
+     * Raises the epoch under the document row's lock (the lock every commit to it takes first), so a commit
+     * is checked either entirely before the claim or entirely after it.
+     */
+    @Override
+    public long claim(String documentId) throws StorageException {
+        try {
+            DbTransaction tx = db.transaction();
+            try {
+                lockRow(tx, documentId);
+                long epoch = tx.get("INSERT INTO synckit_owner_epochs (document_id, epoch) VALUES (?, 1)"
+                        + " ON CONFLICT (document_id) DO UPDATE SET epoch = synckit_owner_epochs.epoch + 1, claimed_at = NOW()"
+                        + " RETURNING epoch", documentId).orElseThrow().column("epoch").get(Long.class);
+                tx.commit();
+                return epoch;
+            } catch (RuntimeException e) {
+                try {
+                    tx.rollback();
+                } catch (RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+                throw e;
+            }
+        } catch (RuntimeException e) {
+            throw failure("claim " + documentId, e);
+        }
     }
 
     /** Client message ids (client id NUL message id) of the run already applied to the document. */

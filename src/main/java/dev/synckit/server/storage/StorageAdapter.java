@@ -54,6 +54,13 @@ public interface StorageAdapter extends AutoCloseable {
         done.committed(result, null);
     }
 
+    /**
+     * Makes the caller the document's only fenced writer: raises and returns the document's ownership epoch,
+     * under the same lock that orders its commits, so every write carrying an older epoch is refused from
+     * now on ({@link CommitResult.Fenced}). Called by an instance that has just acquired the document's lease.
+     */
+    long claim(String documentId) throws StorageException;
+
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
 

@@ -1,7 +1,7 @@
 package dev.synckit.server.storage;
 
 /** The store could not do what was asked; nothing of the failed call was stored. */
-public final class StorageException extends Exception {
+public class StorageException extends Exception {
     public StorageException(String message, Throwable cause) {
         super(message, cause);
     }

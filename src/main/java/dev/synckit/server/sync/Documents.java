@@ -12,6 +12,7 @@ import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.storage.CommitResult;
 import dev.synckit.server.storage.DocumentWrite;
+import dev.synckit.server.storage.FencedException;
 import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
@@ -141,6 +142,17 @@ public final class Documents {
             body.put("textState", doc.text.state()).put("textClock", doc.text.clock());
         }
         return body;
+    }
+
+    /**
+     * Subscribes a writer whose write is committed elsewhere (forwarded to the document's owner), as writing
+     * here would: it then hears its own and everybody's writes through this instance's broadcasts.
+     */
+    public void join(Peer peer, String documentId) throws StorageException {
+        locked(documentId, doc -> {
+            addSubscriber(doc, peer);
+            return null;
+        });
     }
 
     public void unsubscribe(Peer peer, String documentId) {
@@ -322,6 +334,22 @@ public final class Documents {
     public void write(Peer writer, boolean subscribeWriter, String documentId, List<FieldChange> changes,
                       Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId,
                       Consumer<Exception> settled) throws StorageException {
+        write(writer, subscribeWriter, new WriteRequest(documentId, changes, clientClock, textOps, writer.id(), clientId, ackId),
+                0, settled);
+    }
+
+    /**
+     * As above, for a request that may come from another instance. {@code fence} is this instance's
+     * ownership epoch of the document (0: unfenced); a write the store refuses as fenced settles with a
+     * {@link FencedException}, having changed nothing.
+     */
+    public void write(Peer writer, boolean subscribeWriter, WriteRequest request, long fence,
+                      Consumer<Exception> settled) throws StorageException {
+        String documentId = request.documentId();
+        List<FieldChange> changes = request.changes();
+        List<ObjectNode> textOps = request.textOps();
+        String clientId = request.clientId();
+        String ackId = request.ackId();
         uncommitted.acquireUninterruptibly();
         boolean[] submitted = {false};
         Document written;
@@ -350,10 +378,10 @@ public final class Documents {
                     long seq = base.seq();
                     for (FieldChange change : changes) {
                         deltas.add(new StoredDelta(++seq, change.field(), change.isDelete() ? null : change.value(),
-                                writer.id(), now));
+                                request.writerId(), now));
                     }
-                    return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), clientClock),
-                            nextText(base.text(), textOps), now, clientId, ackId);
+                    return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), request.clock()),
+                            nextText(base.text(), textOps), now, clientId, ackId, fence);
                 };
                 DocumentWrite proposed = compute.onto(doc.tip());
                 doc.advanceTip(proposed);
@@ -433,6 +461,10 @@ public final class Documents {
     private void settle(Document doc, PendingWrite w) {
         if (w.error() != null) {
             w.settled.accept(w.error());
+            return;
+        }
+        if (w.result() instanceof CommitResult.Fenced f) {
+            w.settled.accept(new FencedException(doc.id, f.fence(), f.current()));
             return;
         }
         // Not applied: a retry of something already durable, acknowledged again and nothing more.

@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** Flyway migrations on empty and TS-created databases, schema checks, and how database locations are read. */
 class MigrationTest {
     private static final Set<String> TABLES = Set.of("documents", "vector_clocks", "deltas", "sessions", "snapshots",
-            "synckit_applied_messages", "flyway_schema_history");
+            "synckit_applied_messages", "synckit_owner_epochs", "flyway_schema_history");
 
     private static Settings.Storage settings(String url, boolean migrate) {
         return new Settings.Storage("postgres", url, "", "", 4, Duration.ofSeconds(5), migrate, 1, 1, Duration.ZERO,
@@ -131,7 +131,8 @@ class MigrationTest {
             Migrations.migrate(ds, location(db));
             assertSchemaComplete(db);
             List<List<String>> history = history(db);
-            assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true")), history);
+            assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
+                    List.of("3", "SQL", "true")), history);
 
             assertDoesNotThrow(() -> Migrations.migrate(ds, location(db)));
             assertEquals(history, history(db), "a second run applies nothing");
@@ -174,7 +175,8 @@ class MigrationTest {
                 }
             }
             assertSchemaComplete(db);
-            assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true")), history(db));
+            assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
+                    List.of("3", "SQL", "true")), history(db));
         }
     }
 
@@ -206,7 +208,8 @@ class MigrationTest {
 
                 Migrations.migrate(ds, location(db));
                 List<List<String>> history = history(db);
-                assertEquals(List.of(List.of("0", "BASELINE", "true"), List.of("1", "SQL", "true"), List.of("2", "SQL", "true")),
+                assertEquals(List.of(List.of("0", "BASELINE", "true"), List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
+                    List.of("3", "SQL", "true")),
                         history);
                 Migrations.migrate(ds, location(db));
                 assertEquals(history, history(db));

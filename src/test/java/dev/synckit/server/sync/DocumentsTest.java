@@ -89,6 +89,11 @@ class DocumentsTest {
         }
 
         @Override
+        public long claim(String documentId) {
+            return inner.claim(documentId);
+        }
+
+        @Override
         public Cleanup cleanup(Duration deltaRetention, Duration sessionRetention) {
             return inner.cleanup(deltaRetention, sessionRetention);
         }
