@@ -2,6 +2,7 @@ package dev.synckit.server;
 
 import dev.synckit.server.auth.AuthRoutes;
 import dev.synckit.server.auth.Authenticator;
+import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.pubsub.FanOut;
@@ -41,12 +42,14 @@ public final class SyncServer implements AutoCloseable {
     private final StorageAdapter storage;
     private final FanOut fanOut;
     private final Documents documents;
+    private final Writes writes;
     private final Gateway gateway;
     private final ScheduledExecutorService cleanup;
     private final AtomicReference<HealthRoutes.Phase> phase;
 
-    private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Gateway gateway,
+    private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
                        ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase) {
+        this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
         this.storage = storage;
@@ -81,7 +84,8 @@ public final class SyncServer implements AutoCloseable {
             }
         });
         Authenticator authenticator = new Authenticator(settings.auth(), clock);
-        Gateway gateway = new Gateway(settings, authenticator, documents, awareness);
+        Writes writes = openWrites(settings, documents, storage, fanOut);
+        Gateway gateway = new Gateway(settings, authenticator, documents, writes, awareness);
         AtomicReference<HealthRoutes.Phase> phase = new AtomicReference<>(HealthRoutes.Phase.STARTING);
 
         server.addProtocol(WsConfig.builder()
@@ -97,7 +101,7 @@ public final class SyncServer implements AutoCloseable {
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, phase::get, authenticator));
+                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, writes, phase::get, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(authenticator, jwt, settings.auth())));
                 });
@@ -106,7 +110,7 @@ public final class SyncServer implements AutoCloseable {
                     + " Development only; never enable it in a deployment");
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
-        return new SyncServer(storage, fanOut, documents, gateway, scheduleCleanup(storage, settings.storage()), phase);
+        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -119,6 +123,19 @@ public final class SyncServer implements AutoCloseable {
         } catch (StorageException e) {
             throw new StartupException(e.getMessage(), e);
         }
+    }
+
+    /**
+     * One owner per document when several instances can meet (Redis) on one durable store; otherwise every
+     * write commits here, with no extra hop.
+     */
+    private static Writes openWrites(Settings settings, Documents documents, StorageAdapter storage, FanOut fanOut) {
+        if (settings.cluster().ownership() && fanOut instanceof RedisFanOut redis && settings.storage().postgres()) {
+            LOG.info(() -> "document ownership on: lease " + settings.cluster().lease().toMillis() + " ms, instance "
+                    + redis.instanceId());
+            return Writes.owned(documents, storage, redis, settings.cluster());
+        }
+        return Writes.local(documents);
     }
 
     private static FanOut openFanOut(Settings settings) {
@@ -182,6 +199,10 @@ public final class SyncServer implements AutoCloseable {
         return storage;
     }
 
+    public Writes writes() {
+        return writes;
+    }
+
     public Gateway gateway() {
         return gateway;
     }
@@ -219,9 +240,13 @@ public final class SyncServer implements AutoCloseable {
         cleanup.shutdownNow();
         gateway.close();
         documents.close();
+        // Leases go before storage finishes: the others take over at once, and whatever still commits
+        // here with the old epoch is either in before their claim or refused and re-sent to them.
+        writes.drain();
         // Storage first: the writes it still commits are announced to the other instances through the
         // fan-out, which then gets to publish them before it closes.
         storage.close();
+        writes.close();
         fanOut.close();
     }
 

@@ -16,7 +16,7 @@ import java.util.regex.Pattern;
  * classpath, so this class holds no default values of its own.
  */
 public record Settings(Server server, Auth auth, Limits limits, WebSocket websocket, Sync sync,
-                       Storage storage, Redis redis) {
+                       Storage storage, Redis redis, Cluster cluster) {
 
     public record Server(String host, int port) {}
 
@@ -67,6 +67,14 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
     }
 
+    /**
+     * Document ownership across instances (active with Redis and PostgreSQL): one instance at a time orders
+     * and commits a document's writes, holding a Redis lease of {@code lease} renewed every third of it; the
+     * others forward to it and retry after {@code forwardTimeout} without an answer. An owned document with
+     * no write for {@code idleRelease} is given up.
+     */
+    public record Cluster(boolean ownership, Duration lease, Duration forwardTimeout, Duration idleRelease) {}
+
     private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d|w)?");
 
     public static Settings from(Config root) {
@@ -91,7 +99,9 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 storage(s),
                 new Redis(string(s, "redis.url"), string(s, "redis.channel-prefix"), bool(s, "redis.required"),
                         integer(s, "redis.netty-threads"),
-                        integer(s, "redis.connection-pool-size"), duration(s, "redis.timeout-ms", "ms")));
+                        integer(s, "redis.connection-pool-size"), duration(s, "redis.timeout-ms", "ms")),
+                new Cluster(bool(s, "cluster.ownership"), duration(s, "cluster.lease-ms", "ms"),
+                        duration(s, "cluster.forward-timeout-ms", "ms"), duration(s, "cluster.idle-release-ms", "ms")));
         settings.validate();
         return settings;
     }
@@ -212,6 +222,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                     + "'; use auto, memory or postgres");
         }
         positiveRedis(redis);
+        validCluster(cluster);
         if (redis.enabled() && !redis.url.startsWith("redis://") && !redis.url.startsWith("rediss://")
                 && !redis.url.matches("[^,/]+:\\d+(,.*)?")) {
             throw new ConfigException("synckit.redis.url (REDIS_URL) is '" + redis.url.replaceAll("(?i)password=[^,]*", "password=***")
@@ -257,6 +268,16 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         if (ttl.compareTo(max) > 0) {
             throw new ConfigException(key + " is " + ttl.toSeconds() + "s, longer than synckit.auth.max-token-lifetime ("
                     + max.toSeconds() + "s), so the server would refuse the tokens it issues; shorten it or raise the maximum");
+        }
+    }
+
+    private static void validCluster(Cluster cluster) {
+        if (cluster.lease.toMillis() < 500) {
+            throw new ConfigException("synckit.cluster.lease-ms is " + cluster.lease.toMillis()
+                    + "; use at least 500 (it is renewed every third of it, and a paused owner loses it after it)");
+        }
+        if (cluster.forwardTimeout.toMillis() < 100) {
+            throw new ConfigException("synckit.cluster.forward-timeout-ms must be at least 100");
         }
     }
 

@@ -3,6 +3,7 @@ package dev.synckit.server.health;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.auth.Authenticator;
+import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.http.JsonReply;
 import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
@@ -53,14 +54,16 @@ public final class HealthRoutes implements HttpService {
     private final Documents documents;
     private final StorageAdapter storage;
     private final FanOut fanOut;
+    private final Writes writes;
     private final Supplier<Phase> phase;
     private final Authenticator authenticator;
     private final ExecutorService checks = Executors.newVirtualThreadPerTaskExecutor();
     private final BackendChecks backend = new BackendChecks(this::runChecks, CHECKS_MAX_AGE, System::nanoTime);
 
-    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Supplier<Phase> phase,
-                        Authenticator authenticator) {
+    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Writes writes,
+                        Supplier<Phase> phase, Authenticator authenticator) {
         this.authenticator = authenticator;
+        this.writes = writes;
         this.gateway = gateway;
         this.documents = documents;
         this.storage = storage;
@@ -170,6 +173,10 @@ public final class HealthRoutes implements HttpService {
                     .put("lastModified", s.lastModified()));
         } else {
             docs.put("totalDocuments", documents.cachedCount());
+        }
+        Writes.Status cluster = writes.status();
+        if (cluster != null) {
+            body.putObject("cluster").put("instanceId", cluster.instanceId()).put("ownedDocuments", cluster.ownedDocuments());
         }
         checksJson(body, backend.current());
         JsonReply.send(res, body);

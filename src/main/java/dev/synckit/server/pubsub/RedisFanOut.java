@@ -506,6 +506,23 @@ public final class RedisFanOut implements FanOut {
         return true;
     }
 
+    /** This process's id among the instances (also its address for forwarded writes). */
+    public String instanceId() {
+        return instanceId;
+    }
+
+    /**
+     * The Redis client, shared with document ownership so that one process keeps one set of connections and
+     * I/O threads; null while Redis has not been reached since startup.
+     */
+    public RedissonClient client() {
+        return redis;
+    }
+
+    public String channelPrefix() {
+        return settings.channelPrefix();
+    }
+
     @Override
     public String describe() {
         return "redis " + masked(settings.url()) + " (instance " + instanceId + ")";

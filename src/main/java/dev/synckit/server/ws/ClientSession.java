@@ -10,6 +10,7 @@ import dev.synckit.server.protocol.MessageType;
 import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.storage.StorageException;
+import dev.synckit.server.sync.WriteRequest;
 import io.helidon.common.buffers.BufferData;
 import io.helidon.http.HeaderNames;
 import io.helidon.http.Headers;
@@ -432,7 +433,8 @@ final class ClientSession implements WsListener {
         try {
             // Write access does not imply read (§7.2): only a reader becomes a subscriber by writing.
             boolean reader = principal.permissions().mayRead(documentId);
-            gateway.documents().write(writer, reader, documentId, changes, clock, text, clientId, ackId, settled);
+            gateway.writes().write(writer, reader,
+                    new WriteRequest(documentId, changes, clock, text, writer.id(), clientId, ackId), settled);
         } catch (StorageException | RuntimeException e) {
             settled.accept(e);
         }

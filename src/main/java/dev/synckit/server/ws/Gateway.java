@@ -3,6 +3,7 @@ package dev.synckit.server.ws;
 import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.sync.Awareness;
+import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.sync.Documents;
 import io.helidon.websocket.WsListener;
 import io.helidon.websocket.WsSession;
@@ -30,6 +31,7 @@ public final class Gateway implements AutoCloseable {
     private final Settings settings;
     private final Authenticator authenticator;
     private final Documents documents;
+    private final Writes writes;
     private final Awareness awareness;
     private final Admission admission;
     private final OutboundBudget outboundBudget;
@@ -49,8 +51,9 @@ public final class Gateway implements AutoCloseable {
     private record Expiry(Instant at, BooleanSupplier current) {
     }
 
-    public Gateway(Settings settings, Authenticator authenticator, Documents documents, Awareness awareness) {
+    public Gateway(Settings settings, Authenticator authenticator, Documents documents, Writes writes, Awareness awareness) {
         this.settings = settings;
+        this.writes = writes;
         this.authenticator = authenticator;
         this.documents = documents;
         this.awareness = awareness;
@@ -84,6 +87,10 @@ public final class Gateway implements AutoCloseable {
 
     Documents documents() {
         return documents;
+    }
+
+    Writes writes() {
+        return writes;
     }
 
     Awareness awareness() {
@@ -209,7 +216,7 @@ public final class Gateway implements AutoCloseable {
         accepting = false;
         long deadline = System.nanoTime() + grace.toNanos();
         // A handled write may still be committing; its ack is part of what drain promises.
-        while ((inFlight.get() > 0 || documents.uncommitted() > 0) && System.nanoTime() < deadline) {
+        while ((inFlight.get() > 0 || documents.uncommitted() > 0 || writes.unanswered() > 0) && System.nanoTime() < deadline) {
             try {
                 Thread.sleep(10);
             } catch (InterruptedException e) {
@@ -217,7 +224,7 @@ public final class Gateway implements AutoCloseable {
                 break;
             }
         }
-        return inFlight.get() + documents.uncommitted();
+        return inFlight.get() + documents.uncommitted() + writes.unanswered();
     }
 
     /** Second half: close every connection with 1012 and wait (up to {@code grace}) for them to go. */
