@@ -21,7 +21,6 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -46,7 +45,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Checks the deployment files (Dockerfile, k8s/ and the k8s/dev/ overlay) against the code: probe paths
  * answer on a real server, ports, settings keys, environment variable names, the jar and its
- * subcommand, the config mount, shutdown timing, and that the README's settings table covers app.yaml.
+ * subcommand, the config mount, and that the README's settings table covers app.yaml. KustomizeTest checks
+ * what kustomize renders from them against the Kubernetes API types, and the shutdown timing.
  */
 class ManifestTest {
     private static final Path ROOT = Path.of("").toAbsolutePath();
@@ -415,38 +415,6 @@ class ManifestTest {
             Map<String, Object> requests = map(map(w.container(), "resources"), "requests");
             assertNotNull(limits.get("memory"), w + ": a memory limit for -XX:MaxRAMPercentage");
             assertEquals(limits.get("memory"), requests.get("memory"), w + ": memory requests = limits");
-        }
-    }
-
-    @Test
-    void terminationGraceCoversThePreStopSleepAndTheDrain() throws IOException {
-        Path appYaml = configMapFile();
-        List<Doc> base = docs(BASE);
-        Map<String, String> filled = new LinkedHashMap<>();
-        secrets(base).keySet().forEach(k -> filled.put(k, "x".repeat(48)));
-        for (Workload w : workloads(base)) {
-            if (!w.doc().kind().equals("Deployment")) {
-                continue;
-            }
-            Duration grace = settings(appYaml, env(w, filled, base)).websocket().shutdownGrace();
-            Map<String, Object> preStop = map(map(w.container(), "lifecycle"), "preStop");
-            long sleep;
-            if (preStop.containsKey("sleep")) {
-                sleep = ((Number) map(preStop, "sleep").get("seconds")).longValue();
-            } else {
-                List<String> cmd = strings(map(preStop, "exec").get("command"));
-                assertNotNull(cmd, w + ": preStop sleep");
-                Matcher m = Pattern.compile("sleep\\s+(\\d+)").matcher(String.join(" ", cmd));
-                assertTrue(m.find(), w + ": preStop is not a sleep: " + cmd);
-                sleep = Long.parseLong(m.group(1));
-            }
-            assertTrue(sleep > 0, w + ": preStop sleep");
-            Object tgps = w.podSpec().get("terminationGracePeriodSeconds");
-            assertNotNull(tgps, w + ": terminationGracePeriodSeconds");
-            long seconds = ((Number) tgps).longValue();
-            assertTrue(Duration.ofSeconds(seconds).compareTo(grace.plusSeconds(sleep)) > 0,
-                    w + ": terminationGracePeriodSeconds " + seconds + " must exceed shutdown grace " + grace.toMillis()
-                            + " ms + preStop sleep " + sleep + " s");
         }
     }
 
