@@ -21,7 +21,6 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.LinkedHashMap;
@@ -46,11 +45,14 @@ import static org.junit.jupiter.api.Assertions.fail;
 /**
  * Checks the deployment files (Dockerfile, k8s/ and the k8s/dev/ overlay) against the code: probe paths
  * answer on a real server, ports, settings keys, environment variable names, the jar and its
- * subcommand, the config mount, shutdown timing, and that the README's settings table covers app.yaml.
+ * subcommand, the config mount, and that the README's settings table covers app.yaml. KustomizeTest checks
+ * what kustomize renders from them against the Kubernetes API types, and the shutdown timing.
  */
 class ManifestTest {
     private static final Path ROOT = Path.of("").toAbsolutePath();
     private static final Path K8S = ROOT.resolve("k8s");
+    /** The base lives beside its overlay, not above it: kustomize refuses an overlay inside its base's directory. */
+    private static final Path BASE = K8S.resolve("base");
     private static final Path DEV = K8S.resolve("dev");
     /** The image our workloads run; other containers (dev PostgreSQL, Redis) are not checked against the server. */
     private static final String IMAGE = "synckit-server";
@@ -90,7 +92,7 @@ class ManifestTest {
     @Test
     void everyYamlParsesAndEveryFileIsUsedByItsKustomization() throws IOException {
         List<Path> files = yamlFiles(K8S);
-        assertTrue(files.contains(K8S.resolve("kustomization.yaml")), "k8s/kustomization.yaml");
+        assertTrue(files.contains(BASE.resolve("kustomization.yaml")), "k8s/base/kustomization.yaml");
         assertTrue(files.contains(DEV.resolve("kustomization.yaml")), "k8s/dev/kustomization.yaml");
         for (Path file : files) {
             for (Doc d : load(file)) {
@@ -98,7 +100,7 @@ class ManifestTest {
                 assertNotNull(d.body().get("kind"), d + ": kind");
             }
         }
-        for (Path dir : List.of(K8S, DEV)) {
+        for (Path dir : List.of(BASE, DEV)) {
             Map<String, Object> k = load(dir.resolve("kustomization.yaml")).getFirst().body();
             assertEquals("Kustomization", k.get("kind"));
             Set<Path> referenced = new LinkedHashSet<>();
@@ -121,10 +123,10 @@ class ManifestTest {
                 }
             }
         }
-        List<Doc> base = docs(K8S);
+        List<Doc> base = docs(BASE);
         for (String kind : List.of("Deployment", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler",
                 "PodDisruptionBudget", "Job")) {
-            assertTrue(base.stream().anyMatch(d -> d.kind().equals(kind)), "k8s/ has no " + kind);
+            assertTrue(base.stream().anyMatch(d -> d.kind().equals(kind)), "k8s/base/ has no " + kind);
         }
     }
 
@@ -141,7 +143,7 @@ class ManifestTest {
         }
 
         Set<String> paths = new TreeSet<>();
-        List<Workload> deployments = workloads(docs(K8S)).stream().filter(w -> w.doc().kind().equals("Deployment")).toList();
+        List<Workload> deployments = workloads(docs(BASE)).stream().filter(w -> w.doc().kind().equals("Deployment")).toList();
         assertFalse(deployments.isEmpty(), "no Deployment runs " + IMAGE);
         for (Workload w : deployments) {
             Map<String, Integer> ports = new LinkedHashMap<>();
@@ -158,7 +160,7 @@ class ManifestTest {
             assertEquals("/health/ready", map(map(w.container(), "readinessProbe"), "httpGet").get("path"), w + ": readiness");
             assertEquals("/health/live", map(map(w.container(), "livenessProbe"), "httpGet").get("path"), w + ": liveness");
 
-            for (Doc svc : docs(K8S).stream().filter(d -> d.kind().equals("Service")).toList()) {
+            for (Doc svc : docs(BASE).stream().filter(d -> d.kind().equals("Service")).toList()) {
                 Map<String, Object> selector = map(map(svc.body(), "spec"), "selector");
                 Map<String, Object> podLabels = map(map(map(map(w.doc().body(), "spec"), "template"), "metadata"), "labels");
                 if (!selector.isEmpty() && podLabels.entrySet().containsAll(selector.entrySet())) {
@@ -223,9 +225,9 @@ class ManifestTest {
     void everyEnvironmentVariableIsReadByTheServer() throws IOException {
         Path appYaml = configMapFile();
         Set<String> checked = new TreeSet<>();
-        for (Path dir : List.of(K8S, DEV)) {
+        for (Path dir : List.of(BASE, DEV)) {
             for (Workload w : workloads(docs(dir))) {
-                for (String name : envNames(w, docs(K8S))) {
+                for (String name : envNames(w, docs(BASE))) {
                     if (JVM_VARIABLES.contains(name) || name.equals("SYNCKIT_CONFIG") || !checked.add(name)) {
                         continue;
                     }
@@ -241,7 +243,7 @@ class ManifestTest {
     @Test
     void theConfigurationThePodsSeeIsValid() throws IOException {
         Path appYaml = configMapFile();
-        List<Doc> base = docs(K8S);
+        List<Doc> base = docs(BASE);
         Map<String, String> templateSecrets = secrets(base);
         Map<String, String> devSecrets = new LinkedHashMap<>(templateSecrets);
         devSecrets.putAll(secrets(docs(DEV)));
@@ -351,7 +353,7 @@ class ManifestTest {
         String workdir = d.first("WORKDIR").trim();
         String jarDest = copyDestination(d, "target/" + finalName() + ".jar");
         String jarPath = absolute(jarDest.endsWith(".jar") ? jarDest : jarDest.replaceAll("/$", "") + "/" + finalName() + ".jar", workdir);
-        for (Workload w : workloads(docs(K8S))) {
+        for (Workload w : workloads(docs(BASE))) {
             List<String> command = strings(w.container().get("command"));
             List<String> args = strings(w.container().get("args"));
             if (command == null) {
@@ -382,7 +384,7 @@ class ManifestTest {
     @Test
     void configIsMountedIntoTheWorkingDirectoryAndPodsAreLockedDown() throws IOException {
         String workdir = dockerfile().first("WORKDIR").trim();
-        List<Doc> base = docs(K8S);
+        List<Doc> base = docs(BASE);
         Doc configMap = base.stream().filter(x -> x.kind().equals("ConfigMap") && map(x.body(), "data").containsKey("app.yaml"))
                 .findFirst().orElseThrow(() -> new AssertionError("no ConfigMap with an app.yaml key"));
         for (Workload w : workloads(base)) {
@@ -417,40 +419,8 @@ class ManifestTest {
     }
 
     @Test
-    void terminationGraceCoversThePreStopSleepAndTheDrain() throws IOException {
-        Path appYaml = configMapFile();
-        List<Doc> base = docs(K8S);
-        Map<String, String> filled = new LinkedHashMap<>();
-        secrets(base).keySet().forEach(k -> filled.put(k, "x".repeat(48)));
-        for (Workload w : workloads(base)) {
-            if (!w.doc().kind().equals("Deployment")) {
-                continue;
-            }
-            Duration grace = settings(appYaml, env(w, filled, base)).websocket().shutdownGrace();
-            Map<String, Object> preStop = map(map(w.container(), "lifecycle"), "preStop");
-            long sleep;
-            if (preStop.containsKey("sleep")) {
-                sleep = ((Number) map(preStop, "sleep").get("seconds")).longValue();
-            } else {
-                List<String> cmd = strings(map(preStop, "exec").get("command"));
-                assertNotNull(cmd, w + ": preStop sleep");
-                Matcher m = Pattern.compile("sleep\\s+(\\d+)").matcher(String.join(" ", cmd));
-                assertTrue(m.find(), w + ": preStop is not a sleep: " + cmd);
-                sleep = Long.parseLong(m.group(1));
-            }
-            assertTrue(sleep > 0, w + ": preStop sleep");
-            Object tgps = w.podSpec().get("terminationGracePeriodSeconds");
-            assertNotNull(tgps, w + ": terminationGracePeriodSeconds");
-            long seconds = ((Number) tgps).longValue();
-            assertTrue(Duration.ofSeconds(seconds).compareTo(grace.plusSeconds(sleep)) > 0,
-                    w + ": terminationGracePeriodSeconds " + seconds + " must exceed shutdown grace " + grace.toMillis()
-                            + " ms + preStop sleep " + sleep + " s");
-        }
-    }
-
-    @Test
     void deploymentHasReplicasSpreadBudgetAndAutoscaler() throws IOException {
-        List<Doc> base = docs(K8S);
+        List<Doc> base = docs(BASE);
         Doc deployment = base.stream().filter(d -> d.kind().equals("Deployment")).findFirst().orElseThrow();
         assertEquals(3, ((Number) map(deployment.body(), "spec").get("replicas")).intValue());
         assertFalse(list(map(map(map(deployment.body(), "spec"), "template"), "spec"), "topologySpreadConstraints").isEmpty());
@@ -640,9 +610,9 @@ class ManifestTest {
     }
 
     private static String configMapText() throws IOException {
-        List<String> texts = docs(K8S).stream().filter(d -> d.kind().equals("ConfigMap"))
+        List<String> texts = docs(BASE).stream().filter(d -> d.kind().equals("ConfigMap"))
                 .map(d -> map(d.body(), "data").get("app.yaml")).filter(Objects::nonNull).map(String::valueOf).toList();
-        assertEquals(1, texts.size(), "one ConfigMap with an app.yaml key in k8s/");
+        assertEquals(1, texts.size(), "one ConfigMap with an app.yaml key in k8s/base/");
         return texts.getFirst();
     }
 
