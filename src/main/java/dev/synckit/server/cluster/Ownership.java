@@ -63,6 +63,12 @@ final class Ownership {
     /** Striped: resolving a document (lease, then claim) happens once at a time, or two claims would fence each other. */
     private final ReentrantLock[] resolving = new ReentrantLock[64];
     private volatile boolean draining;
+    /**
+     * After Redis failed to answer, it is not asked again for a second: every write would otherwise wait out
+     * the Redis timeout before committing unfenced.
+     */
+    private volatile long redisRetryAt;
+    private static final long REDIS_RETRY_NANOS = 1_000_000_000L;
 
     Ownership(Leases leases, StorageAdapter storage, String me, Duration lease, Duration idleRelease) {
         this.leases = leases;
@@ -70,6 +76,7 @@ final class Ownership {
         this.me = me;
         this.leaseNanos = lease.toNanos();
         this.idleNanos = idleRelease.toNanos();
+        this.redisRetryAt = System.nanoTime(); // nanoTime has an arbitrary origin: 0 could lie in the future
         for (int i = 0; i < resolving.length; i++) {
             resolving[i] = new ReentrantLock();
         }
@@ -124,6 +131,9 @@ final class Ownership {
 
     private Route resolve(String documentId) {
         long started = System.nanoTime();
+        if (started - redisRetryAt < 0) {
+            return UNFENCED;
+        }
         try {
             if (leases.acquire(documentId)) {
                 long epoch;
@@ -147,6 +157,7 @@ final class Ownership {
             hints.put(documentId, new Hint(holder, System.nanoTime()));
             return new Route.Remote(holder);
         } catch (RuntimeException e) {
+            redisRetryAt = System.nanoTime() + REDIS_RETRY_NANOS;
             LOG.log(Level.FINE, "resolving the owner of " + documentId + " failed; committing unfenced", e);
             return UNFENCED;
         }

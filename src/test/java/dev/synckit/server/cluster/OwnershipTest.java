@@ -169,6 +169,50 @@ class OwnershipTest {
         }
     }
 
+    @Test
+    void withoutRedisEveryInstanceCommitsItselfAndOwnershipReturnsWithRedis() throws Exception {
+        String prefix = TestRedis.freshPrefix();
+        String doc = "degraded-doc";
+        java.net.URI redis = TestRedis.address();
+        try (TestDatabase db = TestDatabase.create();
+             dev.synckit.server.testing.TcpProxy proxy = new dev.synckit.server.testing.TcpProxy(redis.getHost(), redis.getPort())) {
+            Map<String, String> settings = new java.util.HashMap<>(node(db, prefix));
+            settings.put("synckit.redis.url", "redis://127.0.0.1:" + proxy.port());
+            settings.put("synckit.cluster.idle-release-ms", "60000");
+            try (TestServer one = TestServer.start(settings);
+                 TestServer two = TestServer.start(settings);
+                 WsClient a = subscribed(one, doc);
+                 WsClient b = subscribed(two, doc)) {
+                a.send(MessageType.DELTA, WsClient.delta("first", doc, "f", "first"));
+                a.await("ack");
+                assertEquals(1, owned(one));
+
+                proxy.cut();
+                long cutAt = System.nanoTime();
+                for (int i = 0; i < 10; i++) {
+                    String ai = "a" + i;
+                    String bi = "b" + i;
+                    a.send(MessageType.DELTA, WsClient.delta(ai, doc, "a", ai));
+                    b.send(MessageType.DELTA, WsClient.delta(bi, doc, "b", bi));
+                    a.await("ack", r -> ai.equals(r.text("messageId")));
+                    b.await("ack", r -> bi.equals(r.text("messageId")));
+                }
+                long outageMillis = (System.nanoTime() - cutAt) / 1_000_000;
+                assertTrue(b.pending().stream().noneMatch(r -> r.type().equals("error")), "errors: " + b.pending());
+                assertEquals("a9", storedField(db, doc, "a").asText());
+                assertEquals("b9", storedField(db, doc, "b").asText());
+                eventually("the old owner stops trusting its lease", () -> owned(one) == 0 || System.nanoTime() - cutAt > 4e9);
+
+                proxy.restore();
+                eventually("ownership back once Redis answers", () -> {
+                    b.send(MessageType.DELTA, WsClient.delta("after-" + System.nanoTime(), doc, "c", "after"));
+                    return owned(one) + owned(two) == 1;
+                });
+                System.out.println("20 writes during the Redis outage acknowledged in " + outageMillis + " ms");
+            }
+        }
+    }
+
     private static JsonNode storedField(TestDatabase db, String doc, String field) throws Exception {
         try (Connection c = db.connect(); Statement s = c.createStatement();
              ResultSet rs = s.executeQuery("SELECT state -> 'fields' -> '" + field + "' FROM documents WHERE id = '" + doc + "'")) {
