@@ -196,13 +196,8 @@ public final class Writes implements AutoCloseable {
                     if (!lane.dead && !lane.entries.isEmpty()) {
                         joinIfReader(e);
                         Ownership.Route route = lane.resending() ? null : ownership.route(documentId);
-                        if (route instanceof Ownership.Route.Remote r && r.instanceId().equals(lane.owner)) {
-                            send(lane, e, r.instanceId());
-                        } else {
-                            e.dueNanos = System.nanoTime();
-                        }
-                        lane.entries.add(e);
-                        laneOf.put(e.rid, documentId);
+                        append(lane, e, route instanceof Ownership.Route.Remote r && r.instanceId().equals(lane.owner)
+                                ? r.instanceId() : null);
                         return;
                     }
                 } finally {
@@ -215,27 +210,38 @@ public final class Writes implements AutoCloseable {
             case Ownership.Route.Unfenced u -> commitHere(e, 0);
             case Ownership.Route.Remote r -> {
                 joinIfReader(e);
-                while (true) {
-                    Lane lane = lanes.computeIfAbsent(documentId, k -> new Lane());
-                    lane.lock.lock();
-                    try {
-                        if (lane.dead) {
-                            continue;
-                        }
-                        if (lane.entries.isEmpty() || (!lane.resending() && r.instanceId().equals(lane.owner))) {
-                            send(lane, e, r.instanceId());
-                        } else {
-                            e.dueNanos = System.nanoTime();
-                        }
-                        lane.entries.add(e);
-                        laneOf.put(e.rid, documentId);
-                        return;
-                    } finally {
-                        lane.lock.unlock();
-                    }
-                }
+                inLane(documentId, lane -> append(lane, e,
+                        lane.entries.isEmpty() || (!lane.resending() && r.instanceId().equals(lane.owner)) ? r.instanceId() : null));
             }
         }
+    }
+
+    /** Runs {@code action} under the lock of the document's live lane, creating one if needed. */
+    private void inLane(String documentId, Consumer<Lane> action) {
+        while (true) {
+            Lane lane = lanes.computeIfAbsent(documentId, k -> new Lane());
+            lane.lock.lock();
+            try {
+                if (!lane.dead) {
+                    action.accept(lane);
+                    return;
+                }
+            } finally {
+                lane.lock.unlock();
+            }
+        }
+    }
+
+    /** Under the lane lock: adds the write at the end, sent now to {@code owner}, or (null) waiting for the sweep. */
+    private void append(Lane lane, Entry e, String owner) {
+        if (owner != null) {
+            send(lane, e, owner);
+        } else {
+            e.sent = false;
+            e.dueNanos = System.nanoTime();
+        }
+        lane.entries.add(e);
+        laneOf.put(e.rid, e.request.documentId());
     }
 
     private void joinIfReader(Entry e) throws StorageException {
@@ -267,23 +273,7 @@ public final class Writes implements AutoCloseable {
 
     /** A write fenced here joins its document's lane to be sent to the new owner (in settle order). */
     private void queueForResend(Entry e) {
-        String documentId = e.request.documentId();
-        while (true) {
-            Lane lane = lanes.computeIfAbsent(documentId, k -> new Lane());
-            lane.lock.lock();
-            try {
-                if (lane.dead) {
-                    continue;
-                }
-                e.sent = false;
-                e.dueNanos = System.nanoTime();
-                lane.entries.add(e);
-                laneOf.put(e.rid, documentId);
-                return;
-            } finally {
-                lane.lock.unlock();
-            }
-        }
+        inLane(e.request.documentId(), lane -> append(lane, e, null));
     }
 
     // ---- answers and re-sending ------------------------------------------------------------------------
