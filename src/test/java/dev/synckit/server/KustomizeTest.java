@@ -222,7 +222,8 @@ class KustomizeTest {
                     }
                     Settings s = settings(r, pod, c, objects);
                     Duration sleep = preStopSleep(r, c);
-                    Duration handOff = s.redis().enabled() ? s.redis().timeout().multipliedBy(2) : Duration.ZERO;
+                    // Lease release, forwarded answers still queued, fan-out publishing: each bounded by the Redis timeout.
+                    Duration handOff = s.redis().enabled() ? s.redis().timeout().multipliedBy(3) : Duration.ZERO;
                     Duration needed = sleep.plus(s.websocket().shutdownGrace()).plus(STORAGE_DRAIN).plus(handOff).plus(MARGIN);
                     assertNotNull(pod.getTerminationGracePeriodSeconds(), r + ": terminationGracePeriodSeconds");
                     Duration grace = Duration.ofSeconds(pod.getTerminationGracePeriodSeconds());

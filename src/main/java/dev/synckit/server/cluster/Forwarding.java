@@ -73,6 +73,7 @@ final class Forwarding implements AutoCloseable {
     }
 
     private final Supplier<RedissonClient> redis;
+    private final long closeWaitNanos;
     private final String prefix;
     private final String me;
     private final Handler handler;
@@ -83,7 +84,8 @@ final class Forwarding implements AutoCloseable {
     private volatile boolean closed;
     private Thread publisher;
 
-    Forwarding(Supplier<RedissonClient> redis, String prefix, String me, Handler handler) {
+    Forwarding(Supplier<RedissonClient> redis, String prefix, String me, java.time.Duration closeWait, Handler handler) {
+        this.closeWaitNanos = closeWait.toNanos();
         this.redis = redis;
         this.prefix = prefix;
         this.me = me;
@@ -293,10 +295,10 @@ final class Forwarding implements AutoCloseable {
         }
     }
 
-    /** Sends what is queued (answers to other instances among it) for up to 2 s, then stops. */
+    /** Sends what is queued (answers to other instances among it) for up to the Redis timeout, then stops. */
     @Override
     public void close() {
-        long deadline = System.nanoTime() + 2_000_000_000L;
+        long deadline = System.nanoTime() + closeWaitNanos;
         while (!outbox.isEmpty() && System.nanoTime() < deadline && publisher != null && publisher.isAlive()) {
             try {
                 Thread.sleep(5);

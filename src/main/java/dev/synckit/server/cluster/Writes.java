@@ -70,7 +70,8 @@ public final class Writes implements AutoCloseable {
         Ownership ownership = new Ownership(new Leases(redis::client, redis.channelPrefix(), redis.instanceId(), settings.lease()),
                 storage, redis.instanceId(), settings.lease(), settings.idleRelease());
         Writes[] self = new Writes[1];
-        Forwarding forwarding = new Forwarding(redis::client, redis.channelPrefix(), redis.instanceId(), new Forwarding.Handler() {
+        Forwarding forwarding = new Forwarding(redis::client, redis.channelPrefix(), redis.instanceId(), redis.timeout(),
+                new Forwarding.Handler() {
             @Override
             public void writes(String from, List<Forwarding.Write> writes) {
                 self[0].commitForwarded(from, writes);

@@ -523,6 +523,11 @@ public final class RedisFanOut implements FanOut {
         return settings.channelPrefix();
     }
 
+    /** The Redis command timeout, which also bounds what shutdown waits for Redis. */
+    public Duration timeout() {
+        return settings.timeout();
+    }
+
     @Override
     public String describe() {
         return "redis " + masked(settings.url()) + " (instance " + instanceId + ")";
