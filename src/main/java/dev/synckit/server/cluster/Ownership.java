@@ -163,6 +163,15 @@ final class Ownership {
         }
     }
 
+    /** The instance Redis names as the document's owner right now; null if none, or Redis cannot tell. */
+    String holder(String documentId) {
+        try {
+            return leases.holder(documentId);
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
     /** The owner we forwarded to says it is not (or no longer) the owner, or did not answer: ask Redis again. */
     void forgetHint(String documentId, String instanceId) {
         hints.computeIfPresent(documentId, (k, h) -> h.instanceId.equals(instanceId) ? null : h);

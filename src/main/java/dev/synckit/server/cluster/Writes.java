@@ -143,6 +143,8 @@ public final class Writes implements AutoCloseable {
         long sentNanos;
         long dueNanos;
         int attempts;
+        /** Timeouts waited out on the current owner; each doubles the next wait. */
+        int waits;
 
         Entry(long rid, Peer writer, boolean subscribeWriter, WriteRequest request, Consumer<Exception> settled) {
             this.rid = rid;
@@ -253,6 +255,9 @@ public final class Writes implements AutoCloseable {
 
     /** Under the lane lock. */
     private void send(Lane lane, Entry e, String owner) {
+        if (!owner.equals(lane.owner)) {
+            e.waits = 0;
+        }
         lane.owner = owner;
         e.sent = true;
         e.sentNanos = System.nanoTime();
@@ -370,6 +375,40 @@ public final class Writes implements AutoCloseable {
         lane.owner = null;
     }
 
+    /**
+     * Under the lane lock: the owner has not answered in time. If Redis still names it the owner it is alive
+     * (it renews its lease) and only slow: waiting longer, with each further timeout twice as long, beats
+     * sending everything again, which under overload doubles its work just when it is behind. The first
+     * timeout only waits; later ones also re-send (a message may have been lost, and the owner applies each
+     * message id at most once). Another owner, or none: everything goes to whoever owns the document now.
+     */
+    private void timedOut(String documentId, Lane lane, long now) {
+        String holder = ownership.holder(documentId);
+        if (holder != null && holder.equals(lane.owner)) {
+            boolean resend = false;
+            for (Entry e : lane.entries) {
+                if (e.sent) {
+                    resend |= e.waits > 0;
+                    e.waits++;
+                    e.sentNanos = now;
+                }
+            }
+            if (resend) {
+                LOG.fine(() -> "no answer from " + lane.owner + " for writes to " + documentId + "; sending them again");
+                for (Entry e : lane.entries) {
+                    if (e.sent) {
+                        Meters.forwardRetried();
+                        forwarding.send(lane.owner, new Forwarding.Write(e.rid, e.request));
+                    }
+                }
+            }
+            return;
+        }
+        LOG.fine(() -> "no answer from " + lane.owner + " for a write to " + documentId + ", which Redis says is owned by "
+                + holder + "; sending to the owner");
+        requeueSent(documentId, lane, 0);
+    }
+
     /** Every few milliseconds: time out unanswered writes, re-send waiting ones, give up on hopeless ones. */
     private void sweep() {
         long now = System.nanoTime();
@@ -385,9 +424,8 @@ public final class Writes implements AutoCloseable {
                     continue;
                 }
                 for (Entry e : lane.entries) {
-                    if (e.sent && now - e.sentNanos > forwardTimeoutNanos) {
-                        LOG.fine(() -> "no answer from " + lane.owner + " for a write to " + documentId + "; sending again");
-                        requeueSent(documentId, lane, 0);
+                    if (e.sent && now - e.sentNanos > forwardTimeoutNanos << Math.min(e.waits, 4)) {
+                        timedOut(documentId, lane, now);
                         break;
                     }
                 }
@@ -441,7 +479,9 @@ public final class Writes implements AutoCloseable {
     private void commitForwarded(String from, List<Forwarding.Write> writes) {
         for (Forwarding.Write w : writes) {
             String documentId = w.request().documentId();
-            long fence = ownership.fenceIfOwned(documentId);
+            // route, not just a look at what is owned: a write that arrives while this instance is still
+            // claiming the document (it took the lease a moment ago) waits for the claim instead of bouncing.
+            long fence = ownership.route(documentId) instanceof Ownership.Route.Local l ? l.fence() : -1;
             if (fence <= 0) {
                 forwarding.answer(from, new Forwarding.Outcome(w.rid(), Forwarding.Status.MOVED, null, null));
                 continue;
