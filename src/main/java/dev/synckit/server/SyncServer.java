@@ -225,6 +225,10 @@ public final class SyncServer implements AutoCloseable {
     public void shutDownGracefully(Duration grace) {
         long start = System.nanoTime();
         draining();
+        // Leases first: other instances stop forwarding here and take the documents over at once, so the wait
+        // below is for this instance's own clients only (with forwarded writes arriving all the time it could
+        // last the whole grace).
+        writes.drain();
         int unfinished = gateway.drain(grace);
         if (unfinished > 0) {
             LOG.warning(unfinished + " message(s) still being handled when the shutdown grace ran out");
@@ -240,8 +244,9 @@ public final class SyncServer implements AutoCloseable {
         cleanup.shutdownNow();
         gateway.close();
         documents.close();
-        // Leases go before storage finishes: the others take over at once, and whatever still commits
-        // here with the old epoch is either in before their claim or refused and re-sent to them.
+        // Leases go before storage finishes (already at the start of a graceful shutdown): the others take
+        // over at once, and whatever still commits here with the old epoch is either in before their claim or
+        // refused and re-sent to them.
         writes.drain();
         // Storage first: the writes it still commits are announced to the other instances through the
         // fan-out, which then gets to publish them before it closes.

@@ -37,6 +37,8 @@ import java.util.logging.Logger;
 public final class Writes implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(Writes.class.getName());
     private static final long SWEEP_MILLIS = 10;
+    /** How often a lane waiting for a slow owner asks Redis whether that instance still holds the lease. */
+    private static final long HOLDER_CHECK_NANOS = 500_000_000L;
 
     private final Documents documents;
     private final Ownership ownership;
@@ -160,6 +162,7 @@ public final class Writes implements AutoCloseable {
         final ReentrantLock lock = new ReentrantLock();
         final ArrayDeque<Entry> entries = new ArrayDeque<>();
         String owner;
+        long holderCheckedNanos;
         boolean dead; // removed from the map: lock a fresh one
 
         boolean resending() {
@@ -426,6 +429,16 @@ public final class Writes implements AutoCloseable {
                 for (Entry e : lane.entries) {
                     if (e.sent && now - e.sentNanos > forwardTimeoutNanos << Math.min(e.waits, 4)) {
                         timedOut(documentId, lane, now);
+                        break;
+                    }
+                    if (e.sent && now - e.sentNanos > HOLDER_CHECK_NANOS && now - lane.holderCheckedNanos > HOLDER_CHECK_NANOS) {
+                        // Slow to answer: is it still the owner? A dead owner's lease expires and another takes
+                        // it; noticing that here moves the writes without waiting for the (long) timeout.
+                        lane.holderCheckedNanos = now;
+                        String holder = ownership.holder(documentId);
+                        if (holder == null || !holder.equals(lane.owner)) {
+                            requeueSent(documentId, lane, 0);
+                        }
                         break;
                     }
                 }
