@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 
+import static dev.synckit.server.FaultCluster.REPLY_TIMEOUT;
 import static dev.synckit.server.FaultCluster.log;
 import static dev.synckit.server.FaultCluster.ms;
 
@@ -32,7 +33,7 @@ class ClusterFaultsIT {
     @Test
     void acknowledgedWritesSurviveKillsRestartsAndBackendOutages() throws Exception {
         long started = System.nanoTime();
-        try (FaultCluster cluster = FaultCluster.start("cluster-faults", Map.of())) {
+        try (FaultCluster cluster = FaultCluster.start("cluster-faults", Map.of(), REPLY_TIMEOUT)) {
             List<ServerProcess> instances = cluster.instances;
             FaultRun run = cluster.run;
             RedisNode redis = cluster.redis;

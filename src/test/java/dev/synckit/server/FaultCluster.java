@@ -5,10 +5,15 @@ import dev.synckit.server.testing.TcpProxy;
 import dev.synckit.server.testing.TestDatabase;
 import dev.synckit.server.testing.TestRedis;
 
+import java.io.DataInputStream;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URI;
 import java.net.http.HttpClient;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -67,9 +72,9 @@ final class FaultCluster implements AutoCloseable {
 
     /**
      * Starts the databases, the instances (each with {@code settings} on top of the common environment) and
-     * the load; logs go to {@code target/<name>/}.
+     * the load, whose clients resend a write unanswered for {@code writeTimeout}; logs go to {@code target/<name>/}.
      */
-    static FaultCluster start(String name, Map<String, String> settings) throws Exception {
+    static FaultCluster start(String name, Map<String, String> settings, Duration writeTimeout) throws Exception {
         long started = System.nanoTime();
         Path base = Path.of(System.getProperty("basedir", ".")).toAbsolutePath();
         Path jar = base.resolve("target/synckit-server.jar");
@@ -106,7 +111,7 @@ final class FaultCluster implements AutoCloseable {
             }
             log("instances ready after %d ms", ms(started));
             for (int i = 0; i < CLIENTS; i++) {
-                cluster.run.clients.add(new LoadClient("c" + i, i % INSTANCES, cluster.instances));
+                cluster.run.clients.add(new LoadClient("c" + i, i % INSTANCES, cluster.instances, writeTimeout));
             }
             for (LoadClient c : cluster.run.clients) {
                 c.connect();
@@ -139,6 +144,74 @@ final class FaultCluster implements AutoCloseable {
                 // closed in reverse order
             }
         }
+    }
+
+    /**
+     * The live instance holding the document's ownership lease (Redis key {@code <prefix>owner:<doc>}, whose
+     * value is the holder's {@code /health} instance id), or null if no live instance holds it.
+     */
+    ServerProcess owner(String doc) throws IOException {
+        String holder = leaseHolder(doc);
+        for (ServerProcess in : instances) {
+            if (holder != null && in.alive() && holder.equals(in.instanceId())) {
+                return in;
+            }
+        }
+        return null;
+    }
+
+    /** The instance id in the document's lease key, or null if the key does not exist. */
+    String leaseHolder(String doc) throws IOException {
+        URI address = URI.create(redis.url());
+        byte[] key = (prefix + "owner:" + doc).getBytes(StandardCharsets.UTF_8);
+        try (Socket s = new Socket()) {
+            s.connect(new InetSocketAddress(address.getHost(), address.getPort()), 1000);
+            s.setSoTimeout(2000);
+            OutputStream out = s.getOutputStream();
+            out.write(("*2\r\n$3\r\nGET\r\n$" + key.length + "\r\n").getBytes(StandardCharsets.US_ASCII));
+            out.write(key);
+            out.write("\r\n".getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            DataInputStream in = new DataInputStream(s.getInputStream());
+            String header = readLine(in);
+            if (!header.startsWith("$")) {
+                throw new IOException("unexpected Redis reply to GET: " + header);
+            }
+            int length = Integer.parseInt(header.substring(1));
+            if (length < 0) {
+                return null;
+            }
+            byte[] value = in.readNBytes(length);
+            return new String(value, StandardCharsets.UTF_8);
+        }
+    }
+
+    private static String readLine(DataInputStream in) throws IOException {
+        StringBuilder line = new StringBuilder();
+        int b;
+        while ((b = in.read()) != '\n') {
+            if (b < 0) {
+                throw new IOException("Redis closed the connection");
+            }
+            if (b != '\r') {
+                line.append((char) b);
+            }
+        }
+        return line.toString();
+    }
+
+    /** Waits until some live instance owns the document (writes to it are running, so one takes it). */
+    ServerProcess awaitOwner(String doc, Duration timeout) throws Exception {
+        ServerProcess[] found = {null};
+        eventually(timeout, () -> {
+            try {
+                found[0] = owner(doc);
+            } catch (IOException e) {
+                found[0] = null;
+            }
+            return found[0] != null;
+        }, () -> "no live instance took the lease of " + doc + " within " + timeout);
+        return found[0];
     }
 
     static Path onPath(String executable) {

@@ -7,6 +7,7 @@ import dev.synckit.server.LoadConnection.Request;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -51,10 +52,14 @@ final class LoadClient {
     int reported;
     int resent;
 
-    LoadClient(String name, int home, List<ServerProcess> instances) {
+    /** How long a write may go unanswered before the client resends it on a fresh connection. */
+    final Duration writeTimeout;
+
+    LoadClient(String name, int home, List<ServerProcess> instances, Duration writeTimeout) {
         this.name = name;
         this.home = home;
         this.instances = instances;
+        this.writeTimeout = writeTimeout;
     }
 
     ServerProcess at() {
@@ -134,7 +139,7 @@ final class LoadClient {
             resent++;
             return;
         }
-        long deadline = System.nanoTime() + REPLY_TIMEOUT.toNanos();
+        long deadline = System.nanoTime() + writeTimeout.toNanos();
         while (true) {
             Reply r = c.replies.poll(100, TimeUnit.MILLISECONDS);
             if (r != null) {
@@ -152,7 +157,7 @@ final class LoadClient {
                 inDoubt = w;
                 resent++;
                 if (!c.closed.isDone()) {
-                    log("%s: no reply to %s within %s on %s, reconnecting", name, w.id(), REPLY_TIMEOUT, instances.get(c.instance).name);
+                    log("%s: no reply to %s within %s on %s, reconnecting", name, w.id(), writeTimeout, instances.get(c.instance).name);
                     c.abort();
                 }
                 return;

@@ -19,6 +19,8 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import static dev.synckit.server.FaultCluster.*;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -35,6 +37,8 @@ final class ServerProcess {
     final Path logs;
     volatile Process process;
     volatile CountDownLatch ready;
+    /** SIGSTOPped: the process exists but answers nothing, so clients must not pick it. */
+    volatile boolean suspended;
     final ArrayDeque<String> tail = new ArrayDeque<>();
     int starts;
 
@@ -117,7 +121,24 @@ final class ServerProcess {
 
     boolean alive() {
         Process p = process;
-        return p != null && p.isAlive() && ready.getCount() == 0;
+        return p != null && p.isAlive() && ready.getCount() == 0 && !suspended;
+    }
+
+    /** SIGSTOP: the JVM freezes with whatever it was doing, sockets and transactions open. */
+    void suspend() throws Exception {
+        signal("STOP");
+        suspended = true;
+    }
+
+    /** SIGCONT after {@link #suspend}. */
+    void resume() throws Exception {
+        signal("CONT");
+        suspended = false;
+    }
+
+    private void signal(String name) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + name, String.valueOf(pid())).inheritIO().start();
+        assertTrue(kill.waitFor(5, TimeUnit.SECONDS) && kill.exitValue() == 0, "kill -" + name + " " + pid() + " failed");
     }
 
     void kill() throws InterruptedException {
@@ -159,6 +180,24 @@ final class ServerProcess {
             }
         }
         return new Stats(rss, threads);
+    }
+
+    /** The instance id this process shows in /health (a fresh one per start), or null if it does not answer. */
+    String instanceId() {
+        JsonNode h = health();
+        return h == null ? null : h.path("cluster").path("instanceId").asText(null);
+    }
+
+    /** A counter or gauge from GET /metrics (Prometheus text), summed over its label sets; -1 if absent. */
+    double metric(String name) throws IOException, InterruptedException {
+        String text = HTTP.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/metrics"))
+                .header("Accept", "text/plain").timeout(Duration.ofSeconds(3)).build(), HttpResponse.BodyHandlers.ofString()).body();
+        Matcher m = Pattern.compile("(?m)^" + Pattern.quote(name) + "(\\{[^}]*\\})? ([0-9.eE+-]+)$").matcher(text);
+        double sum = -1;
+        while (m.find()) {
+            sum = Math.max(sum, 0) + Double.parseDouble(m.group(2));
+        }
+        return sum;
     }
 
     JsonNode health() {
