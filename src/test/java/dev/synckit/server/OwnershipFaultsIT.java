@@ -36,7 +36,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * processes with writers on every instance: the owner SIGKILLed, SIGSTOPped past its lease, SIGTERMed;
  * Redis restarted; a rolling restart. After each, every acknowledged write is in PostgreSQL once and every
  * client converges to it ({@link FaultRun#verify}). Each case starts from three live instances with every
- * client on its home instance. Server logs go to {@code target/ownership-faults/}.
+ * client on its home instance. Lease, forward and statement timeouts are the defaults; commits take one write
+ * each, and the clients wait longer for an answer than any pause lasts (both for case 2). Server logs go to
+ * {@code target/ownership-faults/}.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class OwnershipFaultsIT {
@@ -50,6 +52,7 @@ class OwnershipFaultsIT {
     /** The document whose owner the faults hit; the load alternates between it and the other one. */
     private static final String HOT = DOCS.getFirst();
     private static final String FENCED = "synckit_ownership_fenced_commits_total";
+    private static final String FORWARDED = "synckit_forwarded_writes_total";
 
     private static FaultCluster cluster;
     private static FaultRun run;
@@ -65,6 +68,13 @@ class OwnershipFaultsIT {
         run = cluster.run;
         run.load(Duration.ofSeconds(3));
         run.verify("baseline");
+        // The faults below are the owner's only if the load goes through ownership: writes are forwarded.
+        double forwarded = 0;
+        for (ServerProcess in : cluster.instances) {
+            forwarded += Math.max(0, in.metric(FORWARDED));
+        }
+        log("baseline: %.0f writes forwarded to their document's owner", forwarded);
+        assertTrue(forwarded > 0, "no write was forwarded: document ownership is not in effect");
     }
 
     @AfterAll
@@ -122,16 +132,18 @@ class OwnershipFaultsIT {
     /**
      * The paused owner must have commits queued under its epoch when it stops, or it has nothing to be fenced:
      * the test holds the document's row lock (which every commit takes first) for a moment, so the owner's
-     * committer waits on it and the writes of its own clients and the forwarded ones pile up behind (one write
-     * per transaction, so only one of them is in the waiting transaction); then the owner stops and the lock
-     * goes, to the owner's waiting transaction. PostgreSQL ends that transaction once
-     * it has been idle for the statement timeout (idle_in_transaction_session_timeout), which lets the new
-     * owner's claim through; after SIGCONT the queued writes meet the raised epoch. The clients' write timeout
-     * outlasts the pause: a client resending elsewhere would have the new owner commit the write first, and
-     * the paused owner's copy would then be a duplicate rather than fenced. That is what happens to the
-     * forwarded writes: their forwarders resend them after the forward timeout, and the new owner commits them
-     * as soon as it has claimed the document. So the fenced ones are the paused owner's own clients' writes
-     * (two clients, at most one of them in the waiting transaction, which PostgreSQL ended: that write fails).
+     * committer waits on it and the writes of its own clients and the forwarded ones pile up behind it (one
+     * write per transaction, so only one of them is in the waiting transaction); then the owner stops and the
+     * lock goes to its waiting transaction. PostgreSQL ends that transaction once it has been idle for the
+     * statement timeout (idle_in_transaction_session_timeout), which lets the new owner's claim through; after
+     * SIGCONT the queued writes meet the raised epoch.
+     *
+     * <p>The clients' write timeout outlasts the pause: a client resending elsewhere would have the new owner
+     * commit the write first, and the paused owner's copy would then be a duplicate (checked before the epoch)
+     * rather than fenced. That is what happens to the forwarded writes: their forwarders resend them after the
+     * forward timeout, and the new owner commits them as soon as it has claimed the document. So the fenced
+     * ones are the paused owner's own clients' writes: two clients, at most one of them in the waiting
+     * transaction, whose write fails when PostgreSQL ends it.
      */
     @Test
     @Order(2)
