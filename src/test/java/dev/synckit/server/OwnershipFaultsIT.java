@@ -177,7 +177,9 @@ class OwnershipFaultsIT {
                 claimedMs, owner.name, pausedMs);
         run.load(Duration.ofSeconds(3));
         double fenced = owner.metric(FENCED) - fencedBefore;
-        log("case 2: %s counted %.0f fenced commits after SIGCONT; %s owns %s", owner.name, fenced, cluster.owner(HOT).name, HOT);
+        ServerProcess now = cluster.owner(HOT);
+        log("case 2: %s counted %.0f fenced commits after SIGCONT; %s owns %s", owner.name, fenced,
+                now == null ? "no instance" : now.name, HOT);
         run.verify("after SIGSTOP/SIGCONT of owner " + owner.name);
         assertTrue(pausedMs > LEASE.toMillis(), "the pause (" + pausedMs + " ms) was not longer than the lease");
         assertTrue(fenced > 0, owner.name + " resumed with commits queued under its old epoch, but none was fenced");
