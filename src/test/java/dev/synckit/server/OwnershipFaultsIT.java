@@ -36,13 +36,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * processes with writers on every instance: the owner SIGKILLed, SIGSTOPped past its lease, SIGTERMed;
  * Redis restarted; a rolling restart. After each, every acknowledged write is in PostgreSQL once and every
  * client converges to it ({@link FaultRun#verify}). Each case starts from three live instances with every
- * client on its home instance. Lease, forward and statement timeouts are the defaults; commits take one write
+ * client on its home instance. Lease and statement timeouts are the defaults, the forward timeout is 2 s (the
+ * default is 10 s: a shorter one also exercises waiting on a slow but live owner); commits take one write
  * each, and the clients wait longer for an answer than any pause lasts (both for case 2). Server logs go to
  * {@code target/ownership-faults/}.
  */
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class OwnershipFaultsIT {
-    /** The defaults, set explicitly because the bounds below are derived from them. */
+    /** Set explicitly because the bounds below are derived from them (the lease is the default). */
     private static final Duration LEASE = Duration.ofMillis(5000);
     private static final Duration FORWARD_TIMEOUT = Duration.ofMillis(2000);
     /** synckit.storage.socket-timeout-ms, PostgreSQL's statement and idle-in-transaction timeout (the default). */
