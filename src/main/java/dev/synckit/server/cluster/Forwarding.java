@@ -128,13 +128,9 @@ final class Forwarding implements AutoCloseable {
     private void publishLoop() {
         List<Outgoing> items = new ArrayList<>(BATCH);
         while (!closed) {
-            items.clear();
-            try {
-                items.add(outbox.take());
-            } catch (InterruptedException e) {
+            if (!dev.synckit.server.pubsub.RedisFanOut.nextBatch(outbox, items, BATCH)) {
                 return;
             }
-            outbox.drainTo(items, BATCH - 1);
             try {
                 publish(items);
             } catch (RuntimeException e) {

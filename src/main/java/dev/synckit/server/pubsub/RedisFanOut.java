@@ -229,13 +229,9 @@ public final class RedisFanOut implements FanOut {
     private void publishLoop() {
         List<Outgoing> items = new ArrayList<>(PUBLISH_BATCH);
         while (!closed) {
-            items.clear();
-            try {
-                items.add(outbox.take());
-            } catch (InterruptedException e) {
+            if (!nextBatch(outbox, items, PUBLISH_BATCH)) {
                 return;
             }
-            outbox.drainTo(items, PUBLISH_BATCH - 1);
             RedissonClient client = redis;
             try {
                 if (client == null) {
@@ -270,6 +266,22 @@ public final class RedisFanOut implements FanOut {
                 unsent.addAndGet(-items.size());
             }
         }
+    }
+
+    /**
+     * Waits for the next item, then takes whatever else is queued behind it, up to {@code max} in all, into
+     * {@code items} (cleared first): an idle publisher sends at once, a busy one sends what piled up meanwhile
+     * in one round trip. False if interrupted (closing).
+     */
+    public static <T> boolean nextBatch(java.util.concurrent.BlockingQueue<T> queue, List<T> items, int max) {
+        items.clear();
+        try {
+            items.add(queue.take());
+        } catch (InterruptedException e) {
+            return false;
+        }
+        queue.drainTo(items, max - 1);
+        return true;
     }
 
     /** One pipelined batch, even of one item: the same commands either way, one round trip. */
