@@ -185,40 +185,33 @@ public final class Writes implements AutoCloseable {
             documents.write(writer, subscribeWriter, request, 0, settled);
             return;
         }
-        dispatch(new Entry(rids.incrementAndGet(), writer, subscribeWriter, request, settled), true);
+        dispatch(new Entry(rids.incrementAndGet(), writer, subscribeWriter, request, settled));
     }
 
     /**
-     * Routes one write. {@code fresh}: straight from the client, so it queues behind a lane being re-sent;
-     * otherwise it is the lane's own head being re-sent by the sweep.
+     * Routes one client write. A write joins its document's lane when it goes to another instance, or when
+     * earlier writes are still waiting there (it must not overtake them); it is sent at once unless the lane
+     * is being re-sent or went to another owner, in which case the sweep sends it in order.
      */
-    private void dispatch(Entry e, boolean fresh) throws StorageException {
+    private void dispatch(Entry e) throws StorageException {
         String documentId = e.request.documentId();
-        if (fresh) {
-            Lane lane = lanes.get(documentId);
-            if (lane != null) {
-                lane.lock.lock();
-                try {
-                    if (!lane.dead && !lane.entries.isEmpty()) {
-                        joinIfReader(e);
-                        Ownership.Route route = lane.resending() ? null : ownership.route(documentId);
-                        append(lane, e, route instanceof Ownership.Route.Remote r && r.instanceId().equals(lane.owner)
-                                ? r.instanceId() : null);
-                        return;
-                    }
-                } finally {
-                    lane.lock.unlock();
+        Ownership.Route route = ownership.route(documentId);
+        String remote = route instanceof Ownership.Route.Remote r ? r.instanceId() : null;
+        boolean[] queued = {false};
+        if (remote != null || lanes.containsKey(documentId)) {
+            joinIfReader(e);
+            inLane(documentId, lane -> {
+                if (remote == null && lane.entries.isEmpty()) {
+                    return; // nothing ahead of it: committed here below
                 }
-            }
+                boolean sendNow = remote != null
+                        && (lane.entries.isEmpty() || (!lane.resending() && remote.equals(lane.owner)));
+                append(lane, e, sendNow ? remote : null);
+                queued[0] = true;
+            });
         }
-        switch (ownership.route(documentId)) {
-            case Ownership.Route.Local l -> commitHere(e, l.fence());
-            case Ownership.Route.Unfenced u -> commitHere(e, 0);
-            case Ownership.Route.Remote r -> {
-                joinIfReader(e);
-                inLane(documentId, lane -> append(lane, e,
-                        lane.entries.isEmpty() || (!lane.resending() && r.instanceId().equals(lane.owner)) ? r.instanceId() : null));
-            }
+        if (!queued[0]) {
+            commitHere(e, route instanceof Ownership.Route.Local l ? l.fence() : 0);
         }
     }
 
