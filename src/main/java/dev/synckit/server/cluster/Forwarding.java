@@ -192,9 +192,9 @@ final class Forwarding implements AutoCloseable {
         }
         ObjectNode clock = out.putObject("cl");
         r.clock().forEach(clock::put);
-        if (!r.textOps().isEmpty()) {
+        if (!r.typeOps().isEmpty()) {
             ArrayNode ops = out.putArray("t");
-            r.textOps().forEach(ops::add);
+            r.typeOps().forEach(ops::add);
         }
     }
 

@@ -2,6 +2,8 @@ package dev.synckit.server.protocol;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.crdt.CrdtException;
+import dev.synckit.server.crdt.DataTypes;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -172,6 +174,13 @@ public final class Codec {
                 throw new ProtocolException("Invalid delta batch: text-state needs a string \"state\"", "INVALID_MESSAGE");
             }
             return new Message.Operation.Text(op);
+        }
+        if (DataTypes.handles(op)) {
+            try {
+                return new Message.Operation.Typed(DataTypes.check(op));
+            } catch (CrdtException e) {
+                throw new ProtocolException("Invalid delta batch: " + e.getMessage(), "INVALID_OPERATION");
+            }
         }
         JsonNode field = op.get("field");
         if (field == null || field.isNull()) {

@@ -72,7 +72,10 @@ public sealed interface Message {
         /** A {@code text-state} or legacy {@code text} op, relayed to the other subscribers. */
         record Text(com.fasterxml.jackson.databind.node.ObjectNode raw) implements Operation {}
 
-        /** Counter, set and rich-text ops: no server-side semantics upstream; kept only to be counted. */
+        /** A counter, set (no {@code field}) or rich-text format op, checked and normalised ({@code DataTypes.check}). */
+        record Typed(com.fasterxml.jackson.databind.node.ObjectNode op) implements Operation {}
+
+        /** An op of a type nobody defines: acknowledged and otherwise ignored, as upstream does. */
         record Other(JsonNode raw) implements Operation {}
     }
 }

@@ -2,6 +2,7 @@ package dev.synckit.server.pubsub;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.storage.DocumentWrite;
 
 import java.util.List;
@@ -27,9 +28,13 @@ public interface FanOut extends AutoCloseable {
         void resync(String documentId);
     }
 
-    /** A committed write as another instance announced it: fields changed by sequence {@code firstSeq..lastSeq}. */
+    /**
+     * A committed write as another instance announced it: fields changed by sequence {@code firstSeq..lastSeq};
+     * {@code text} and {@code types} are the whole states after it, null where it did not change them.
+     */
     record RemoteWrite(String documentId, long firstSeq, long lastSeq, Map<String, JsonNode> fields,
-                       Map<String, Long> clock, dev.synckit.server.storage.TextState text, List<ObjectNode> textOps) {}
+                       Map<String, Long> clock, dev.synckit.server.storage.TextState text, DataTypes types,
+                       List<ObjectNode> typeOps) {}
 
     /** A presence entry held for a document by any instance. */
     record Presence(String clientId, JsonNode state, long clock, long updatedAt) {}
@@ -38,7 +43,7 @@ public interface FanOut extends AutoCloseable {
     void start(Remote remote);
 
     /** Announces a write that is already committed to storage. */
-    void publish(DocumentWrite write, List<ObjectNode> textOps);
+    void publish(DocumentWrite write, List<ObjectNode> typeOps);
 
     /** Announces a presence change made through this instance. */
     void publishPresence(String documentId, String clientId, JsonNode state, long clock);

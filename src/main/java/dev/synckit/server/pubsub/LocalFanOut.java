@@ -13,7 +13,7 @@ public final class LocalFanOut implements FanOut {
     }
 
     @Override
-    public void publish(DocumentWrite write, List<ObjectNode> textOps) {
+    public void publish(DocumentWrite write, List<ObjectNode> typeOps) {
     }
 
     @Override

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
+import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Outbound;
@@ -173,7 +174,7 @@ public final class RedisFanOut implements FanOut {
     // ---- publishing ------------------------------------------------------------------------------------
 
     @Override
-    public void publish(DocumentWrite write, List<ObjectNode> textOps) {
+    public void publish(DocumentWrite write, List<ObjectNode> typeOps) {
         ObjectNode payload = Json.object().put("type", "delta").put("id", Outbound.newId())
                 .put("timestamp", write.timestamp()).put("documentId", write.documentId());
         ObjectNode delta = payload.putObject("delta");
@@ -186,9 +187,12 @@ public final class RedisFanOut implements FanOut {
         if (write.text() != null) {
             payload.putObject("text").put("state", write.text().state()).put("clock", write.text().clock());
         }
-        if (!textOps.isEmpty()) {
-            ArrayNode ops = payload.putArray("textOps");
-            textOps.forEach(ops::add);
+        if (write.types() != null) {
+            payload.set("types", write.types().toJson());
+        }
+        if (!typeOps.isEmpty()) {
+            ArrayNode ops = payload.putArray("typeOps");
+            typeOps.forEach(ops::add);
         }
         enqueue(new Outgoing.Message(channel("delta:", write.documentId()), write.documentId(), write.lastSeq(),
                 payload.toString()));
@@ -434,14 +438,16 @@ public final class RedisFanOut implements FanOut {
             Map<String, Long> clock = new LinkedHashMap<>();
             m.path("vectorClock").fields().forEachRemaining(e -> clock.put(e.getKey(), e.getValue().asLong()));
             TextState text = m.has("text") ? new TextState(m.get("text").path("state").asText(), m.get("text").path("clock").asLong()) : null;
-            List<ObjectNode> textOps = new ArrayList<>();
-            m.path("textOps").forEach(op -> {
+            List<ObjectNode> typeOps = new ArrayList<>();
+            // "textOps": what instances before the data types (issue 14) publish, during a rolling upgrade
+            (m.has("typeOps") ? m.path("typeOps") : m.path("textOps")).forEach(op -> {
                 if (op instanceof ObjectNode o) {
-                    textOps.add(o);
+                    typeOps.add(o);
                 }
             });
             long seq = m.get("seq").asLong();
-            r.write(new RemoteWrite(documentId, m.path("firstSeq").asLong(seq), seq, fields, clock, text, textOps));
+            DataTypes types = m.has("types") ? DataTypes.fromJson(m.get("types")) : null;
+            r.write(new RemoteWrite(documentId, m.path("firstSeq").asLong(seq), seq, fields, clock, text, types, typeOps));
         } catch (Exception e) {
             LOG.warning("ignoring an unreadable message from Redis: " + rootMessage(e));
         }

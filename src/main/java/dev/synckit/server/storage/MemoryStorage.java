@@ -1,5 +1,7 @@
 package dev.synckit.server.storage;
 
+import dev.synckit.server.crdt.DataTypes;
+
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.util.Collections;
@@ -71,6 +73,7 @@ public final class MemoryStorage implements StorageAdapter {
                 }
             }
             TextState text = write.text() != null ? write.text() : old == null ? null : old.document().text();
+            DataTypes types = write.types() != null ? write.types() : old == null ? DataTypes.NONE : old.document().types();
             // compute() serialises writers per key, and only writers touch the set.
             SequencedSet<String> applied = old == null ? new LinkedHashSet<>() : old.applied();
             if (key != null) {
@@ -80,7 +83,7 @@ public final class MemoryStorage implements StorageAdapter {
                 }
             }
             return new Entry(new StoredDocument(id, Collections.unmodifiableMap(fields), Map.copyOf(write.clock()),
-                    write.lastSeq(), text, write.timestamp()), applied);
+                    write.lastSeq(), text, types, write.timestamp()), applied);
         });
         return result[0];
     }

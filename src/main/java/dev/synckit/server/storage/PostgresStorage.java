@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import dev.synckit.server.config.Settings;
+import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.protocol.Json;
 import io.helidon.dbclient.DbClient;
 import io.helidon.dbclient.DbClientException;
@@ -185,7 +186,7 @@ public final class PostgresStorage implements StorageAdapter {
     private static Optional<StoredDocument> load(DbExecute exec, String documentId) throws IOException {
         // One round trip: inside a write transaction this runs while the row lock is held.
         Optional<DbRow> row = exec.get(
-                "SELECT state -> 'fields' AS fields, seq, text_state, "
+                "SELECT state -> 'fields' AS fields, seq, text_state, data_types, "
                         + "(EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated, "
                         + "(SELECT jsonb_object_agg(client_id, clock_value) FROM vector_clocks WHERE document_id = documents.id) AS clock "
                         + "FROM documents WHERE id = ?",
@@ -210,8 +211,10 @@ public final class PostgresStorage implements StorageAdapter {
             JsonNode t = Json.MAPPER.readTree(textJson);
             text = new TextState(t.path("state").asText(), t.path("clock").asLong());
         }
+        String typesJson = r.column("data_types").get(String.class);
+        DataTypes types = typesJson == null ? DataTypes.NONE : DataTypes.fromJson(Json.MAPPER.readTree(typesJson));
         return Optional.of(new StoredDocument(documentId, java.util.Collections.unmodifiableMap(fields),
-                Map.copyOf(clock), r.column("seq").get(Long.class), text, r.column("updated").get(Long.class)));
+                Map.copyOf(clock), r.column("seq").get(Long.class), text, types, r.column("updated").get(Long.class)));
     }
 
     @Override
@@ -420,6 +423,7 @@ public final class PostgresStorage implements StorageAdapter {
         ArrayNode rows = Json.MAPPER.createArrayNode();
         ArrayNode messages = Json.MAPPER.createArrayNode();
         TextState text = null;
+        DataTypes types = null;
         long lastSeq = writes.getLast().lastSeq();
         for (DocumentWrite write : writes) {
             long max = 0;
@@ -438,6 +442,9 @@ public final class PostgresStorage implements StorageAdapter {
             if (write.text() != null) {
                 text = write.text();
             }
+            if (write.types() != null) {
+                types = write.types();
+            }
             if (dedupable(write)) {
                 messages.addObject().put("c", write.clientId()).put("m", write.messageId()).put("s", write.lastSeq());
             }
@@ -453,11 +460,13 @@ public final class PostgresStorage implements StorageAdapter {
         });
         String textJson = text == null ? null
                 : Json.object().put("state", text.state()).put("clock", text.clock()).toString();
+        String typesJson = types == null ? null : types.toJson().toString();
         String clock = Json.MAPPER.valueToTree(writes.getLast().clock()).toString();
         tx.dml("WITH state AS (UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
                         + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
                         + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
-                        + " seq = ?, text_state = COALESCE(?::jsonb, text_state) WHERE id = ? RETURNING id),"
+                        + " seq = ?, text_state = COALESCE(?::jsonb, text_state), data_types = COALESCE(?::jsonb, data_types)"
+                        + " WHERE id = ? RETURNING id),"
                         + " pruned AS (DELETE FROM vector_clocks WHERE document_id = ?"
                         + " AND client_id NOT IN (SELECT jsonb_object_keys(?::jsonb)) RETURNING 1),"
                         + " clock AS (INSERT INTO vector_clocks (document_id, client_id, clock_value)"
@@ -474,7 +483,7 @@ public final class PostgresStorage implements StorageAdapter {
                         + " INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
                         + " SELECT ?, x.writer, x.op, x.field, x.value, x.cv, x.seq, to_timestamp(x.ts / 1000.0)"
                         + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT, cv BIGINT)",
-                sets.toString(), removes.toString(), lastSeq, textJson, id,
+                sets.toString(), removes.toString(), lastSeq, textJson, typesJson, id,
                 id, clock,
                 id, clock,
                 id, messages.toString(),

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDocument;
+import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.storage.TextState;
 
 import java.util.ArrayDeque;
@@ -40,14 +41,16 @@ final class Document {
     Map<String, Long> clock; // immutable, replaced on every write
     long seq;
     TextState text;
+    DataTypes types;
     long lastModified;
     boolean evicted;
     /** Writes submitted to storage and not yet settled, in commit order. */
     final ArrayDeque<PendingWrite> inFlight = new ArrayDeque<>();
-    /** The base of the next write: the committed state plus every write in flight (seq, clock, text). */
+    /** The base of the next write: the committed state plus every write in flight (seq, clock, text, types). */
     private long tipSeq;
     private Map<String, Long> tipClock;
     private TextState tipText;
+    private DataTypes tipTypes;
 
     private final ReentrantLock pendingLock = new ReentrantLock();
     private LinkedHashMap<String, PendingField> pending = new LinkedHashMap<>();
@@ -82,7 +85,8 @@ final class Document {
         this.clock = Map.copyOf(stored.clock());
         this.seq = stored.seq();
         this.text = stored.text();
-        this.bytes = textBytes(text);
+        this.types = stored.types();
+        this.bytes = textBytes(text) + types.bytes();
         fields.forEach((k, v) -> bytes += size(k, v));
         this.lastModified = stored.updatedAt();
         if (inFlight.isEmpty()) {
@@ -108,12 +112,18 @@ final class Document {
         this.text = text;
     }
 
+    void types(DataTypes types) {
+        bytes += types.bytes() - this.types.bytes();
+        this.types = types;
+    }
+
     /**
-     * The size after applying changes and, if not null, a new text state, measured on the committed state:
+     * The size after applying changes and, if not null, a new text state and data types, measured on the committed state:
      * writes still in flight are not counted, so a pipeline of writes may overshoot the cap by what it holds.
      */
-    long bytesAfter(java.util.List<FieldChange> changes, TextState newText) {
-        long after = bytes + (newText == null ? 0 : textBytes(newText) - textBytes(text));
+    long bytesAfter(java.util.List<FieldChange> changes, TextState newText, DataTypes newTypes) {
+        long after = bytes + (newText == null ? 0 : textBytes(newText) - textBytes(text))
+                + (newTypes == null ? 0 : newTypes.bytes() - types.bytes());
         for (FieldChange c : changes) {
             JsonNode old = fields.get(c.field());
             after += (c.isDelete() ? 0 : size(c.field(), c.value())) - (old == null ? 0 : size(c.field(), old));
@@ -130,12 +140,12 @@ final class Document {
     }
 
     /**
-     * What the next write is computed from. Only sequence, clock and text matter for that, so fields are
+     * What the next write is computed from. Only sequence, clock, text and data types matter for that, so fields are
      * left out. With writes in flight this runs ahead of the committed state; if it turns out wrong
      * (another instance wrote, a write failed) the store sees the base mismatch and rebases.
      */
     StoredDocument tip() {
-        return new StoredDocument(id, Map.of(), tipClock, tipSeq, tipText, lastModified);
+        return new StoredDocument(id, Map.of(), tipClock, tipSeq, tipText, tipTypes, lastModified);
     }
 
     /** A write was computed from {@link #tip()} and submitted. */
@@ -145,6 +155,9 @@ final class Document {
         if (write.text() != null) {
             tipText = write.text();
         }
+        if (write.types() != null) {
+            tipTypes = write.types();
+        }
     }
 
     /** Nothing in flight: the next write starts from the committed state. */
@@ -152,6 +165,7 @@ final class Document {
         tipSeq = seq;
         tipClock = clock;
         tipText = text;
+        tipTypes = types;
     }
 
     /** Queues a field for broadcast; a later value of the same field replaces one not yet sent. */

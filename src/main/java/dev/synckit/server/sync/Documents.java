@@ -2,6 +2,9 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.synckit.server.crdt.CrdtException;
+import dev.synckit.server.crdt.DataTypes;
+import dev.synckit.server.crdt.FugueText;
 import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message;
@@ -49,6 +52,8 @@ public final class Documents {
     private static final Logger LOG = Logger.getLogger(Documents.class.getName());
     /** The clock key the server bumps so that every write raises the clock maximum (PROTOCOL.md §13 R6). */
     static final String SERVER_CLOCK_KEY = "server";
+    /** The replica id in text states the server writes (SDK clients only read it back as a remote's). */
+    static final String TEXT_REPLICA = "server";
     /**
      * Keys a document clock keeps: clients use only its maximum and merge it into their own by key
      * (PROTOCOL.md §6.9), so the smallest entries can go and the clock stays bounded however many clients
@@ -124,8 +129,10 @@ public final class Documents {
         Document fresh = locked(documentId, doc -> {
             // Another instance may have written since we cached it; one cheap query tells.
             reload(doc);
+            boolean again = doc.subscribers.contains(peer);
             addSubscriber(doc, peer);
             peer.send(Outbound.of(MessageType.SYNC_RESPONSE, snapshot(doc, requestId)));
+            Relay.subscribed(doc, peer, !again);
             return doc;
         });
         flush(fresh);
@@ -209,11 +216,12 @@ public final class Documents {
                 if (remote.text() != null) {
                     doc.text(remote.text());
                 }
+                if (remote.types() != null) {
+                    doc.types(remote.types());
+                }
                 doc.lastModified = System.currentTimeMillis();
                 remote.fields().forEach((field, value) -> doc.queue(field, new Document.PendingField(value, doc.clock)));
-                if (!remote.textOps().isEmpty()) {
-                    relayText(doc, null, remote.textOps());
-                }
+                Relay.committed(doc, null, remote.typeOps());
                 if (doc.inFlight.isEmpty()) {
                     // The next local write starts from here, not from before the remote one: otherwise it
                     // always lost the race at the store and was rebased (a load under the row lock).
@@ -332,9 +340,9 @@ public final class Documents {
      * @throws StorageException if the document could not even be loaded
      */
     public void write(Peer writer, boolean subscribeWriter, String documentId, List<FieldChange> changes,
-                      Map<String, Long> clientClock, List<ObjectNode> textOps, String clientId, String ackId,
+                      Map<String, Long> clientClock, List<ObjectNode> typeOps, String clientId, String ackId,
                       Consumer<Exception> settled) throws StorageException {
-        write(writer, subscribeWriter, new WriteRequest(documentId, changes, clientClock, textOps, writer.id(), clientId, ackId),
+        write(writer, subscribeWriter, new WriteRequest(documentId, changes, clientClock, typeOps, writer.id(), clientId, ackId),
                 0, settled);
     }
 
@@ -347,7 +355,7 @@ public final class Documents {
                       Consumer<Exception> settled) throws StorageException {
         String documentId = request.documentId();
         List<FieldChange> changes = request.changes();
-        List<ObjectNode> textOps = request.textOps();
+        List<ObjectNode> typeOps = request.typeOps();
         String clientId = request.clientId();
         String ackId = request.ackId();
         uncommitted.acquireUninterruptibly();
@@ -358,14 +366,27 @@ public final class Documents {
                 if (subscribeWriter) {
                     addSubscriber(doc, writer);
                 }
-                if (changes.isEmpty() && textOps.isEmpty()) {
+                if (changes.isEmpty() && typeOps.isEmpty()) {
                     // Only ops without server semantics (counters, sets): nothing to store, but the client
                     // still learns that the message was received, after every write before it.
                     settleInOrder(doc, writer, ackId, settled, CommitResult.DUPLICATE, null);
                     submitted[0] = true;
                     return null;
                 }
-                long size = doc.bytesAfter(changes, nextText(null, textOps));
+                // Merged against the tip here, so a state or op that cannot merge is refused before anything is
+                // stored; the store usually commits onto that same tip, and then these results are reused.
+                StoredDocument tip = doc.tip();
+                TextState text;
+                DataTypes types;
+                try {
+                    text = nextText(tip.text(), typeOps);
+                    types = nextTypes(tip.types(), typeOps, clientId);
+                } catch (CrdtException e) {
+                    settleInOrder(doc, writer, ackId, settled, null, new ProtocolException(e.getMessage(), "INVALID_OPERATION"));
+                    submitted[0] = true;
+                    return null;
+                }
+                long size = doc.bytesAfter(changes, text, types);
                 if (size > maxDocumentBytes && size > doc.bytes) { // a write that shrinks it is always allowed
                     settleInOrder(doc, writer, ackId, settled, null, new ProtocolException("Document too large: this write"
                             + " would make " + documentId + " " + size + " bytes, max " + maxDocumentBytes, "DOCUMENT_TOO_LARGE"));
@@ -381,11 +402,13 @@ public final class Documents {
                                 request.writerId(), now));
                     }
                     return new DocumentWrite(documentId, base.seq(), List.copyOf(deltas), nextClock(base.clock(), request.clock()),
-                            nextText(base.text(), textOps), now, clientId, ackId, fence);
+                            base.text() == tip.text() ? text : nextTextOnto(base.text(), typeOps),
+                            base.types() == tip.types() ? types : nextTypesOnto(base.types(), typeOps, clientId),
+                            now, clientId, ackId, fence);
                 };
-                DocumentWrite proposed = compute.onto(doc.tip());
+                DocumentWrite proposed = compute.onto(tip);
                 doc.advanceTip(proposed);
-                PendingWrite pending = new PendingWrite(writer, ackId, textOps, settled);
+                PendingWrite pending = new PendingWrite(writer, ackId, typeOps, settled);
                 doc.inFlight.add(pending);
                 submitted[0] = true;
                 long committing = System.nanoTime();
@@ -477,10 +500,8 @@ public final class Documents {
         if (applied == null) {
             return;
         }
-        if (!w.textOps.isEmpty()) {
-            relayText(doc, w.writer, w.textOps);
-        }
-        fanOut.publish(applied.write(), w.textOps);
+        Relay.committed(doc, w.writer, w.typeOps);
+        fanOut.publish(applied.write(), w.typeOps);
     }
 
     /** Brings the cached state up to the applied write and queues its fields for broadcast. */
@@ -506,6 +527,9 @@ public final class Documents {
         if (write.text() != null) {
             doc.text(write.text());
         }
+        if (write.types() != null) {
+            doc.types(write.types());
+        }
         doc.lastModified = write.timestamp();
         for (StoredDelta d : write.deltas()) {
             if (d.isDelete()) {
@@ -524,8 +548,11 @@ public final class Documents {
 
     /** Takes another instance's writes into the cache and queues what changed for local subscribers. */
     private static void refreshed(Document doc, StoredDocument current) {
+        TextState text = doc.text;
+        DataTypes types = doc.types;
         doc.reset(current).forEach((field, value) ->
                 doc.queue(field, new Document.PendingField(value == null ? Message.TOMBSTONE : value, doc.clock)));
+        Relay.reloaded(doc, text, types);
     }
 
     private static void sendAck(Peer writer, String ackId) {
@@ -564,37 +591,63 @@ public final class Documents {
         return m;
     }
 
-    /** Text CRDT states cannot be merged here (no Fugue port), so the newest state is kept. */
-    private static TextState nextText(TextState current, List<ObjectNode> textOps) {
-        TextState text = null;
+    /**
+     * The text state after a write's text-state ops, each merged into the current one (PROTOCOL.md §6.10), or
+     * null if the write has none. The clock follows the TS server's: the op's timestamp, or one more.
+     */
+    static TextState nextText(TextState current, List<ObjectNode> ops) throws CrdtException {
+        FugueText merged = null;
         long clock = current == null ? 0 : current.clock();
-        for (ObjectNode op : textOps) {
-            if (op.path("state").isTextual()) {
+        for (ObjectNode op : ops) {
+            if (op.path("type").asText().equals("text-state") && op.path("state").isTextual()) {
+                FugueText incoming = FugueText.parse(op.get("state").textValue());
+                if (merged == null) {
+                    merged = current == null ? FugueText.empty() : FugueText.parse(current.state());
+                }
+                merged.merge(incoming);
                 clock = Math.max(clock + 1, op.path("timestamp").asLong(0));
-                text = new TextState(op.get("state").textValue(), clock);
             }
         }
-        return text;
+        return merged == null ? null : new TextState(merged.toJson(TEXT_REPLICA), clock);
     }
 
-    /** Text ops go out at once, unbatched, to every subscriber but the writer (§5.11). */
-    private static void relayText(Document doc, Peer writer, List<ObjectNode> textOps) {
-        ObjectNode body = Json.object().put("documentId", doc.id);
-        ArrayNode deltas = body.putArray("deltas");
-        for (ObjectNode op : textOps) {
-            ObjectNode copy = op.deepCopy();
-            if (writer != null && !copy.path("clientId").isTextual()) {
-                copy.put("clientId", writer.id());
-            }
-            deltas.add(copy);
+    /** As {@link #nextText}, onto whatever base the store rebases the write on: a state that no longer merges is dropped. */
+    private static TextState nextTextOnto(TextState base, List<ObjectNode> ops) {
+        try {
+            return nextText(base, ops);
+        } catch (CrdtException e) {
+            LOG.warning(() -> "dropping a text state rebased onto a newer one: " + e.getMessage());
+            return null;
         }
-        body.put("isTextOperation", true);
-        Outbound relay = Outbound.of(MessageType.DELTA_BATCH, body);
-        for (Peer p : doc.subscribers) {
-            if (p != writer) { // writer is null for a relay of another instance's write
-                p.send(relay);
+    }
+
+    /**
+     * The counter/set/format state after a write's ops, or null if it has none of those ops; checked when
+     * the write is admitted, against the tip: an op that cannot apply refuses the whole write.
+     */
+    private static DataTypes nextTypes(DataTypes current, List<ObjectNode> ops, String clientId) throws CrdtException {
+        DataTypes next = null;
+        for (ObjectNode op : ops) {
+            if (DataTypes.handles(op)) {
+                next = (next == null ? current : next).apply(op, clientId);
             }
         }
+        return next;
+    }
+
+    /** As {@link #nextTypes}, onto whatever base the store rebases the write on: an op that no longer fits is dropped. */
+    private static DataTypes nextTypesOnto(DataTypes base, List<ObjectNode> ops, String clientId) {
+        DataTypes next = null;
+        for (ObjectNode op : ops) {
+            if (DataTypes.handles(op)) {
+                try {
+                    next = (next == null ? base : next).apply(op, clientId);
+                } catch (CrdtException e) {
+                    LOG.warning(() -> "dropping a " + op.path("type").asText() + " op rebased onto a newer state: " + e.getMessage());
+                }
+            }
+        }
+        return next;
     }
 
     /**

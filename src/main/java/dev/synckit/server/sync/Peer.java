@@ -13,4 +13,9 @@ public interface Peer {
     void subscribed(String documentId);
 
     void unsubscribed(String documentId);
+
+    /** Whether this peer has written as the given SDK client id (so it already applied that client's ops). */
+    default boolean speaksFor(String clientId) {
+        return false;
+    }
 }

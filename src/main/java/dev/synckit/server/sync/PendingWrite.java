@@ -14,16 +14,16 @@ import java.util.function.Consumer;
 final class PendingWrite {
     final Peer writer;
     final String ackId;
-    final List<ObjectNode> textOps;
+    final List<ObjectNode> typeOps;
     final Consumer<Exception> settled;
     private CommitResult result;
     private Exception error;
     private volatile boolean done;
 
-    PendingWrite(Peer writer, String ackId, List<ObjectNode> textOps, Consumer<Exception> settled) {
+    PendingWrite(Peer writer, String ackId, List<ObjectNode> typeOps, Consumer<Exception> settled) {
         this.writer = writer;
         this.ackId = ackId;
-        this.textOps = textOps;
+        this.typeOps = typeOps;
         this.settled = settled;
     }
 

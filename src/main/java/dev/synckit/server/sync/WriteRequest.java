@@ -12,4 +12,4 @@ import java.util.Map;
  * (recorded with each delta); {@code clientId} and {@code ackId} may be null.
  */
 public record WriteRequest(String documentId, List<FieldChange> changes, Map<String, Long> clock,
-                           List<ObjectNode> textOps, String writerId, String clientId, String ackId) {}
+                           List<ObjectNode> typeOps, String writerId, String clientId, String ackId) {}

@@ -392,19 +392,23 @@ final class ClientSession implements WsListener {
     private void writeBatch(Message.DeltaBatch batch) {
         List<Message.FieldChange> changes = new ArrayList<>();
         Map<String, Long> clock = new HashMap<>();
-        List<ObjectNode> text = new ArrayList<>();
+        List<ObjectNode> ops = new ArrayList<>();
         for (Message.Operation op : batch.operations()) {
             switch (op) {
                 case Message.Operation.Set set -> {
                     changes.add(set.change());
                     set.clock().forEach((k, v) -> clock.merge(k, v, Math::max));
                 }
-                case Message.Operation.Text t -> text.add(t.raw());
+                case Message.Operation.Text t -> ops.add(t.raw());
+                case Message.Operation.Typed t -> ops.add(t.op());
                 case Message.Operation.Other o -> {
                 }
             }
         }
-        write(batch.documentId(), changes, clock, text, batch.clientId(),
+        if (batch.clientId() != null) {
+            connection.speaksAs(batch.clientId());
+        }
+        write(batch.documentId(), changes, clock, ops, batch.clientId(),
                 batch.messageId() != null ? batch.messageId() : batch.id(), "Delta batch application failed");
     }
 

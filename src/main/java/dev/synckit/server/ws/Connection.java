@@ -54,6 +54,9 @@ final class Connection implements Peer {
     private volatile boolean alive = true;
     private volatile boolean open = true;
     private volatile String userId;
+    /** SDK client ids this connection wrote as (one in practice; bounded against a client inventing many). */
+    private final Set<String> clientIds = ConcurrentHashMap.newKeySet();
+    private static final int MAX_CLIENT_IDS = 16;
 
     Connection(String id, String ip, WsSession session, long queueLimitBytes, OutboundBudget budget) {
         this.budget = budget;
@@ -71,6 +74,17 @@ final class Connection implements Peer {
 
     String ip() {
         return ip;
+    }
+
+    void speaksAs(String clientId) {
+        if (clientIds.size() < MAX_CLIENT_IDS) {
+            clientIds.add(clientId);
+        }
+    }
+
+    @Override
+    public boolean speaksFor(String clientId) {
+        return clientId != null && clientIds.contains(clientId);
     }
 
     String userId() {

@@ -43,11 +43,15 @@ class CodecTest {
                 + "{\"type\":\"set\",\"field\":\"a\",\"value\":1,\"clock\":{\"c\":2}},"
                 + "{\"type\":\"text-state\",\"state\":\"s\"},"
                 + "{\"type\":\"counter\",\"operation\":\"increment\",\"value\":1},"
-                + "{\"type\":\"delete\",\"field\":\"b\"}]}";
+                + "{\"type\":\"delete\",\"field\":\"b\"},"
+                + "{\"type\":\"set\",\"operation\":\"add\",\"value\":\"x\"},"
+                + "{\"type\":\"presence-of-mind\"}]}";
         Message.DeltaBatch b = assertInstanceOf(Message.DeltaBatch.class, Codec.decode(json).message());
         assertInstanceOf(Message.Operation.Set.class, b.operations().get(0));
         assertInstanceOf(Message.Operation.Text.class, b.operations().get(1));
-        assertInstanceOf(Message.Operation.Other.class, b.operations().get(2));
+        assertInstanceOf(Message.Operation.Typed.class, b.operations().get(2));
+        assertInstanceOf(Message.Operation.Typed.class, b.operations().get(4), "a set op without field is the SDK's SyncSet");
+        assertInstanceOf(Message.Operation.Other.class, b.operations().get(5));
         Message.Operation.Set del = assertInstanceOf(Message.Operation.Set.class, b.operations().get(3));
         assertTrue(del.change().isDelete());
     }

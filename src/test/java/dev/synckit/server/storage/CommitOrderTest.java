@@ -51,7 +51,7 @@ class CommitOrderTest {
             try (Connection lock = lockRow(db, doc)) {
                 c.send(MessageType.DELTA, WsClient.delta("w1", doc, "n", 1)); // waits for the row lock
                 ObjectNode counter = Json.object().put("documentId", doc).put("messageId", "c1");
-                counter.putArray("deltas").addObject().put("type", "counter").put("id", "likes")
+                counter.putArray("deltas").addObject().put("type", "counter").put("operation", "increment")
                         .put("clientId", "client-c").put("value", 1);
                 c.send(MessageType.DELTA_BATCH, counter);
                 c.expectNone("ack", Duration.ofMillis(500));

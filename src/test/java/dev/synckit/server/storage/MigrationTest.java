@@ -108,7 +108,7 @@ class MigrationTest {
         Set<String> documentColumns = names(db, "SELECT column_name FROM information_schema.columns"
                 + " WHERE table_schema = 'public' AND table_name = 'documents'");
         assertTrue(documentColumns.containsAll(Set.of("id", "state", "created_at", "updated_at", "version", "seq",
-                "text_state")), "documents columns: " + documentColumns);
+                "text_state", "data_types")), "documents columns: " + documentColumns);
         assertTrue(names(db, "SELECT column_name FROM information_schema.columns"
                 + " WHERE table_schema = 'public' AND table_name = 'deltas'").contains("seq"));
         assertEquals("1", one(db, "SELECT COUNT(*) FROM pg_extension WHERE extname = 'uuid-ossp'"));
@@ -132,7 +132,7 @@ class MigrationTest {
             assertSchemaComplete(db);
             List<List<String>> history = history(db);
             assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
-                    List.of("3", "SQL", "true")), history);
+                    List.of("3", "SQL", "true"), List.of("4", "SQL", "true")), history);
 
             assertDoesNotThrow(() -> Migrations.migrate(ds, location(db)));
             assertEquals(history, history(db), "a second run applies nothing");
@@ -176,7 +176,7 @@ class MigrationTest {
             }
             assertSchemaComplete(db);
             assertEquals(List.of(List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
-                    List.of("3", "SQL", "true")), history(db));
+                    List.of("3", "SQL", "true"), List.of("4", "SQL", "true")), history(db));
         }
     }
 
@@ -209,7 +209,7 @@ class MigrationTest {
                 Migrations.migrate(ds, location(db));
                 List<List<String>> history = history(db);
                 assertEquals(List.of(List.of("0", "BASELINE", "true"), List.of("1", "SQL", "true"), List.of("2", "SQL", "true"),
-                    List.of("3", "SQL", "true")),
+                    List.of("3", "SQL", "true"), List.of("4", "SQL", "true")),
                         history);
                 Migrations.migrate(ds, location(db));
                 assertEquals(history, history(db));

@@ -402,11 +402,14 @@ class StorageContractTest {
             commit(write("doc-q", 1, List.of(set(2, "a", json("2"), ts), set(3, "b", json("3"), ts),
                     del(4, "a", ts)), Map.of("c", 4L), ts));
             assertEquals(4, store.currentSeq("doc-q"));
-            // A write without deltas (clock or text only) keeps the sequence.
+            // A write of the clock alone keeps the sequence; one that changes the text takes a number of its own.
             assertInstanceOf(CommitResult.Applied.class, commit(new DocumentWrite("doc-q", 4, List.of(),
-                    Map.of("c", 5L), new TextState("t", 1), ts, null, null)));
+                    Map.of("c", 5L), null, ts, null, null)));
             assertEquals(4, store.currentSeq("doc-q"));
-            assertEquals(4, store.load("doc-q").orElseThrow().seq());
+            assertInstanceOf(CommitResult.Applied.class, commit(new DocumentWrite("doc-q", 4, List.of(),
+                    Map.of("c", 6L), new TextState("t", 1), ts, null, null)));
+            assertEquals(5, store.currentSeq("doc-q"));
+            assertEquals(5, store.load("doc-q").orElseThrow().seq());
         }
 
         // ---- list / delete --------------------------------------------------------------------------
@@ -493,16 +496,16 @@ class StorageContractTest {
             StoredDocument doc = store.load("doc-t").orElseThrow();
             assertEquals(new TextState(crdt, 1), doc.text());
             assertEquals(Map.of(), doc.fields());
-            assertEquals(0, doc.seq());
+            assertEquals(1, doc.seq());
 
             // A field write does not touch the text.
-            commit(write("doc-t", 0, List.of(set(1, "title", json("\"t\""), ts)), Map.of("a", 2L), ts));
+            commit(write("doc-t", 1, List.of(set(2, "title", json("\"t\""), ts)), Map.of("a", 2L), ts));
             doc = store.load("doc-t").orElseThrow();
             assertEquals(new TextState(crdt, 1), doc.text());
             assertEquals(Map.of("title", json("\"t\"")), doc.fields());
 
             // A new text state replaces it and keeps the fields; an empty state is a state too.
-            commit(new DocumentWrite("doc-t", 1, List.of(), Map.of("a", 3L), new TextState("", 0), ts, null, null));
+            commit(new DocumentWrite("doc-t", 2, List.of(), Map.of("a", 3L), new TextState("", 0), ts, null, null));
             doc = store.load("doc-t").orElseThrow();
             assertEquals(new TextState("", 0), doc.text());
             assertEquals(Map.of("title", json("\"t\"")), doc.fields());

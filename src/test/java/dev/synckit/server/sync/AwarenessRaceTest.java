@@ -34,7 +34,7 @@ class AwarenessRaceTest {
         }
 
         @Override
-        public void publish(dev.synckit.server.storage.DocumentWrite write, List<ObjectNode> textOps) {
+        public void publish(dev.synckit.server.storage.DocumentWrite write, List<ObjectNode> typeOps) {
         }
 
         @Override

@@ -260,7 +260,7 @@ class DocumentsTest {
             StoredDocument stored = counting.load("d").orElseThrow();
             // What Redis delivers to b: the write that is exactly next for its cache.
             b.applyRemote(new dev.synckit.server.pubsub.FanOut.RemoteWrite("d", stored.seq(), stored.seq(),
-                    Map.of("x", Json.MAPPER.valueToTree("a" + i)), stored.clock(), null, List.of()));
+                    Map.of("x", Json.MAPPER.valueToTree("a" + i)), stored.clock(), null, null, List.of()));
             rebases.set(0);
             b.write(onB, true, "d", set("y", "b" + i), Map.of(), List.of(), null, "b" + i, NO_FAILURE);
             assertEquals(0, rebases.get(), "round " + i + ": b computed its write from a stale tip");

@@ -155,6 +155,27 @@ public final class WsClient implements AutoCloseable {
         return await(type, r -> true);
     }
 
+    /** Waits for the window, then takes every message of the type received so far, in order. */
+    public List<Received> takeAll(String type, Duration window) {
+        try {
+            Thread.sleep(window.toMillis());
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+        drainInbox();
+        List<Received> out = new java.util.ArrayList<>();
+        synchronized (seen) {
+            for (java.util.Iterator<Received> it = seen.iterator(); it.hasNext(); ) {
+                Received r = it.next();
+                if (r.type().equals(type)) {
+                    out.add(r);
+                    it.remove();
+                }
+            }
+        }
+        return out;
+    }
+
     /** Asserts that no message of the type arrives within the window. */
     public void expectNone(String type, Duration window) {
         try {

@@ -161,7 +161,10 @@ class ProtocolTest {
         try (WsClient writer = client(true); WsClient peer = client(true)) {
             peer.send(MessageType.SUBSCRIBE, Json.object().put("documentId", id));
             peer.await("sync_response");
-            ObjectNode op = Json.object().put("type", "text-state").put("state", "{\"fugue\":1}")
+            String state = "{\"blocks\":[[{\"client_id\":\"client-w\",\"clock\":2,\"offset\":0},{\"id\":{\"client_id\":"
+                    + "\"client-w\",\"clock\":2,\"offset\":0},\"text\":\"hi\",\"left_origin\":null,\"right_origin\":null,"
+                    + "\"deleted\":false}]],\"clock\":{\"value\":2},\"client_id\":\"client-w\"}";
+            ObjectNode op = Json.object().put("type", "text-state").put("state", state)
                     .put("documentId", id).put("clientId", "client-w").put("timestamp", 1700000000190L);
             ObjectNode batch = Json.object().put("documentId", id).put("messageId", "t1");
             batch.putArray("deltas").add(op);
@@ -169,13 +172,14 @@ class ProtocolTest {
             writer.await("ack");
             WsClient.Received relay = peer.await("delta_batch");
             assertTrue(relay.payload().get("isTextOperation").asBoolean());
-            assertEquals("{\"fugue\":1}", relay.payload().get("deltas").get(0).get("state").asText());
+            String relayed = relay.payload().get("deltas").get(0).get("state").asText();
+            assertEquals("hi", render(relayed), "the relay carries the merged state");
             writer.expectNone("delta_batch", Duration.ofMillis(200)); // not echoed to the writer
 
             try (WsClient late = client(true)) {
                 late.send(MessageType.SUBSCRIBE, Json.object().put("documentId", id));
                 WsClient.Received r = late.await("sync_response");
-                assertEquals("{\"fugue\":1}", r.text("textState"));
+                assertEquals(relayed, r.text("textState"));
                 assertTrue(r.payload().get("textClock").asLong() >= 1700000000190L);
             }
         }
@@ -230,6 +234,14 @@ class ProtocolTest {
         try (WsClient c = WsClient.binary(URI.create("ws://127.0.0.1:" + server.port() + "/"))) {
             c.send(MessageType.PING, Json.object());
             c.await("pong");
+        }
+    }
+
+    private static String render(String state) {
+        try {
+            return dev.synckit.server.crdt.FugueText.parse(state).render();
+        } catch (dev.synckit.server.crdt.CrdtException e) {
+            throw new AssertionError("not a text state: " + state, e);
         }
     }
 }
