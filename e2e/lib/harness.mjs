@@ -107,8 +107,15 @@ export class Server {
       this.process.stderr.on('data', onLine)
       this.process.once('exit', (code) => reject(new Error(`${this.name} exited (${code}) before it was ready:\n${startup.join('\n')}`)))
     })
-    const timeout = sleep(60000).then(() => { throw new Error(`${this.name} not ready after 60 s:\n${startup.join('\n')}`) })
-    await Promise.race([ready, timeout])
+    let timer
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} not ready after 60 s:\n${startup.join('\n')}`)), 60000)
+    })
+    try {
+      await Promise.race([ready, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
     this.process.removeAllListeners('exit')
     return this
   }
@@ -123,6 +130,10 @@ export class Server {
     const timer = setTimeout(() => this.process.kill('SIGKILL'), 30000)
     await exited
     clearTimeout(timer)
+    // Its pipes would otherwise keep this process alive after the last case.
+    this.process.stdout.destroy()
+    this.process.stderr.destroy()
+    this.process.unref()
   }
 
   tail () { return this.log.slice(-30).join('\n') }

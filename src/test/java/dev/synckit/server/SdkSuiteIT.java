@@ -43,7 +43,10 @@ class SdkSuiteIT {
         TestDatabase single = TestDatabase.create();
         TestDatabase cluster = TestDatabase.create();
         try {
-            ProcessBuilder pb = new ProcessBuilder("node", "--test", "--test-reporter=spec", "--test-concurrency=1", "sdk.test.mjs")
+            // --test-force-exit: the SDK's SyncText leaves timers running after dispose(), which would keep
+            // node alive after the last case.
+            ProcessBuilder pb = new ProcessBuilder("node", "--test", "--test-reporter=spec", "--test-concurrency=1",
+                    "--test-force-exit", "sdk.test.mjs")
                     .directory(e2e.toFile()).redirectErrorStream(true);
             pb.environment().put("SYNCKIT_E2E_JAVA", Path.of(System.getProperty("java.home"), "bin", "java").toString());
             pb.environment().put("SYNCKIT_E2E_JAR", jar.toString());

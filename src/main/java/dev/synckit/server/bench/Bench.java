@@ -38,6 +38,8 @@ public final class Bench {
             Options options = Options.parse(args);
             if (options.closes() > 0) {
                 Closes.run(options, System.out);
+            } else if (options.text()) {
+                Texts.run(options, System.out);
             } else {
                 run(options, System.out);
             }

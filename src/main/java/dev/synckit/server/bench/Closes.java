@@ -111,19 +111,19 @@ final class Closes {
     }
 
     /** One masked frame, flushed at once. */
-    private static void send(OutputStream out, int opcode, byte[] payload) throws IOException {
+    static void send(OutputStream out, int opcode, byte[] payload) throws IOException {
         PlainWebSocket.writeFrame(out, opcode, payload);
         out.flush();
     }
 
-    private record Frame(int opcode, byte[] payload) {
+    record Frame(int opcode, byte[] payload) {
         boolean isMessage(MessageType type) {
             return opcode == 0x2 && payload.length > 0 && (payload[0] & 0xFF) == type.code();
         }
     }
 
     /** Reads one frame (the server does not fragment these small messages). */
-    private static Frame readFrame(DataInputStream in) throws IOException {
+    static Frame readFrame(DataInputStream in) throws IOException {
         int b0 = in.readUnsignedByte();
         int b1 = in.readUnsignedByte();
         long len = PlainWebSocket.payloadLength(b1, in);
@@ -132,7 +132,7 @@ final class Closes {
         return new Frame(b0 & 0x0F, payload);
     }
 
-    private static void awaitMessage(DataInputStream in, MessageType type) throws IOException {
+    static void awaitMessage(DataInputStream in, MessageType type) throws IOException {
         while (true) {
             Frame f = readFrame(in);
             if (f.opcode() == 0x8) {
@@ -148,13 +148,13 @@ final class Closes {
         }
     }
 
-    private static double[] quantiles(Latencies l) {
+    static double[] quantiles(Latencies l) {
         Latencies sorted = Latencies.merge(List.of(l));
         return new double[] {sorted.percentileMillis(0.50), sorted.percentileMillis(0.95), sorted.percentileMillis(0.99),
                 sorted.maxMillis()};
     }
 
-    private static void row(PrintStream out, String name, double[] q) {
+    static void row(PrintStream out, String name, double[] q) {
         out.printf(Locale.ROOT, "| %s | %.2f | %.2f | %.2f | %.2f |%n", name, q[0], q[1], q[2], q[3]);
     }
 }

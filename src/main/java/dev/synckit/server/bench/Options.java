@@ -8,7 +8,7 @@ import java.util.List;
 /** Command-line options of {@code bench}. */
 record Options(List<URI> urls, int clients, int docs, double rate, int inflight, int valueBytes,
                Duration duration, Duration warmup, String json, int connections, int rampPerSecond,
-               int closes) {
+               int closes, boolean text) {
 
     static final String USAGE = """
             usage: java -jar synckit-server.jar bench [options]
@@ -25,6 +25,8 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
               --ramp 1000         connections opened per second in --connections mode
               --closes N          instead: N times, open a subscribed connection, send a close frame and
                                   time the server's close reply and its end of the TCP connection
+              --text              instead: time the text merge in process (10,000 characters, 100 concurrent
+                                  edits), then text-state writes of SDK-like typists (--clients, --docs)
             """;
 
     static Options parse(String[] args) {
@@ -40,9 +42,14 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
         int connections = 0;
         int ramp = 1000;
         int closes = 0;
+        boolean text = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("bench")) {
+                continue;
+            }
+            if (a.equals("--text")) { // a flag: no value
+                text = true;
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -68,7 +75,7 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
         if (clients < 1 || docs < 1 || inflight < 1 || rate < 0) {
             throw new IllegalArgumentException("--clients, --docs and --inflight must be at least 1, --rate at least 0\n" + USAGE);
         }
-        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp, closes);
+        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp, closes, text);
     }
 
     static Duration duration(String v) {

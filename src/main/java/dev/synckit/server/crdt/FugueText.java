@@ -199,7 +199,11 @@ public final class FugueText {
 
     /** The state in the SDK's own serialisation, under replica id {@code clientId}. */
     public String toJson(String clientId) {
-        List<Piece> pieces = pieces();
+        return toJson(pieces(), clientId);
+    }
+
+    /** {@link #pieces} as a state (for a caller that looked at the pieces first). */
+    public static String toJson(List<Piece> pieces, String clientId) {
         long clock = 0;
         StringWriter out = new StringWriter();
         try (JsonGenerator g = MAPPER.getFactory().createGenerator(out)) {

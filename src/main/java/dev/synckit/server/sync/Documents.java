@@ -608,7 +608,15 @@ public final class Documents {
                 clock = Math.max(clock + 1, op.path("timestamp").asLong(0));
             }
         }
-        return merged == null ? null : new TextState(merged.toJson(TEXT_REPLICA), clock);
+        if (merged == null) {
+            return null;
+        }
+        List<FugueText.Piece> pieces = merged.pieces();
+        if (pieces.size() > FugueText.MAX_BLOCKS) { // kept below the parse limit, or the next write could not read it
+            throw new CrdtException("the merged text would have " + pieces.size() + " blocks, at most "
+                    + FugueText.MAX_BLOCKS + " are kept");
+        }
+        return new TextState(FugueText.toJson(pieces, TEXT_REPLICA), clock);
     }
 
     /** As {@link #nextText}, onto whatever base the store rebases the write on: a state that no longer merges is dropped. */

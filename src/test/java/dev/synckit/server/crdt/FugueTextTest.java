@@ -64,6 +64,97 @@ class FugueTextTest {
         assertEquals(200, cases);
     }
 
+    /**
+     * Random histories made here, beyond what the SDK's core produces: replicas insert between random
+     * graphemes, delete random parts of blocks (each splitting its blocks its own way), and exchange states
+     * now and then. However the final states are merged, the result is one state.
+     */
+    @Test
+    void randomHistoriesWithDifferentSplitsMergeToOneState() throws Exception {
+        Random random = new Random(2023);
+        for (int history = 0; history < 300; history++) {
+            int n = 2 + random.nextInt(3);
+            List<List<String[]>> replicas = new ArrayList<>(); // blocks as {client, clock, text, left, right, deleted}
+            long[] clocks = new long[n];
+            for (int i = 0; i < n; i++) {
+                replicas.add(new ArrayList<>());
+            }
+            for (int step = 0; step < 25; step++) {
+                int r = random.nextInt(n);
+                List<String[]> mine = replicas.get(r);
+                int what = random.nextInt(10);
+                if (what < 5 || mine.isEmpty()) {
+                    String text = "abcdefghij".substring(0, 1 + random.nextInt(3));
+                    clocks[r] += text.length();
+                    mine.add(new String[]{"r" + r, String.valueOf(clocks[r]), text, anyGrapheme(mine, random),
+                            anyGrapheme(mine, random), "false"});
+                } else if (what < 8) {
+                    String[] b = mine.get(random.nextInt(mine.size()));
+                    if (b[5].equals("false")) {
+                        mine.remove(b);
+                        long last = Long.parseLong(b[1]);
+                        long first = last - b[2].length() + 1;
+                        int from = random.nextInt(b[2].length());
+                        int to = from + 1 + random.nextInt(b[2].length() - from);
+                        if (from > 0) {
+                            mine.add(new String[]{b[0], String.valueOf(first + from - 1), b[2].substring(0, from), b[3], b[4], "false"});
+                        }
+                        mine.add(new String[]{b[0], String.valueOf(first + to - 1), b[2].substring(from, to), b[3], b[4], "true"});
+                        if (to < b[2].length()) {
+                            mine.add(new String[]{b[0], b[1], b[2].substring(to), b[3], b[4], "false"});
+                        }
+                    }
+                } else {
+                    int other = random.nextInt(n);
+                    FugueText merged = FugueText.parse(write(mine)).merge(FugueText.parse(write(replicas.get(other))));
+                    replicas.set(r, read(merged));
+                }
+            }
+            List<String> states = new ArrayList<>();
+            replicas.forEach(b -> states.add(write(b)));
+            String expected = mergeAll(states).toJson("s");
+            for (int round = 0; round < 4; round++) {
+                List<String> shuffled = new ArrayList<>(states);
+                Collections.shuffle(shuffled, random);
+                int cut = random.nextInt(shuffled.size() + 1);
+                FugueText grouped = FugueText.parse(mergeAll(shuffled.subList(cut, shuffled.size())).toJson("x"))
+                        .merge(FugueText.parse(mergeAll(shuffled.subList(0, cut)).toJson("y")));
+                assertEquals(expected, grouped.toJson("s"), "history " + history);
+            }
+            assertEquals(expected, FugueText.parse(expected).merge(FugueText.parse(expected)).toJson("s"));
+        }
+    }
+
+    private static String anyGrapheme(List<String[]> blocks, Random random) {
+        if (blocks.isEmpty() || random.nextInt(5) == 0) {
+            return "null";
+        }
+        String[] b = blocks.get(random.nextInt(blocks.size()));
+        long clock = Long.parseLong(b[1]) - random.nextInt(b[2].length());
+        return "{\"client_id\":\"" + b[0] + "\",\"clock\":" + clock + ",\"offset\":0}";
+    }
+
+    private static String write(List<String[]> blocks) {
+        List<String> out = new ArrayList<>();
+        for (String[] b : blocks) {
+            out.add(block(b[0], Long.parseLong(b[1]), b[2], b[3], b[4], Boolean.parseBoolean(b[5])));
+        }
+        return state(out.toArray(String[]::new));
+    }
+
+    private static List<String[]> read(FugueText t) {
+        List<String[]> out = new ArrayList<>();
+        for (FugueText.Piece p : t.pieces()) {
+            out.add(new String[]{p.client(), String.valueOf(p.clock()), p.text(), origin(p.left()), origin(p.right()),
+                    String.valueOf(p.deleted())});
+        }
+        return out;
+    }
+
+    private static String origin(FugueText.Id id) {
+        return id == null ? "null" : "{\"client_id\":\"" + id.client() + "\",\"clock\":" + id.clock() + ",\"offset\":0}";
+    }
+
     @Test
     void mergingAStateWithItselfChangesNothing() throws Exception {
         for (JsonNode c : fixture("cases.json")) {
