@@ -27,7 +27,7 @@ import java.util.TreeSet;
  * c-g+1..c), with the ids of the graphemes it was typed between (its origins) and a deleted flag. A partial
  * delete splits a block into pieces keyed the same way. The SDK's own merge keeps, for a key both sides
  * hold, its own text, so two replicas that split a block differently disagree forever and merging
- * depends on order. Here a state is taken apart into graphemes instead: each (client, clock) has one
+ * depends on order. Here a state is taken apart into runs of graphemes instead: each (client, clock) has one
  * grapheme and one origin pair for every honest replica, deletes are a union, and the block boundaries
  * any replica has seen are a union too. Written back as blocks cut at every such boundary, the result is
  * a state the SDK loads unchanged, and merging is commutative, associative and idempotent.
@@ -47,18 +47,32 @@ public final class FugueText {
     /** A grapheme's id; the SDK's {@code offset} is always 0 and not kept. */
     public record Id(String client, long clock) {}
 
-    private record Grapheme(String text, Id left, Id right, boolean deleted) {
-        boolean sameInsert(Grapheme o) {
-            return text.equals(o.text) && Objects.equals(left, o.left) && Objects.equals(right, o.right);
+    /**
+     * Graphemes {@code first..last} of one client, inserted together (one origin pair), all deleted or not.
+     * {@code text} holds exactly last-first+1 graphemes.
+     */
+    private record Run(long first, long last, String text, Id left, Id right, boolean deleted) {
+        boolean sameInsert(Run o) {
+            return Objects.equals(left, o.left) && Objects.equals(right, o.right);
+        }
+
+        /** Graphemes {@code from..to} of this run (within it). */
+        Run slice(long from, long to) {
+            if (from == first && to == last) {
+                return this;
+            }
+            return new Run(from, to, graphemeSlice(text, (int) (from - first), (int) (to - first + 1)), left, right, deleted);
         }
     }
 
     /** A block as written back: graphemes {@code clock-length+1..clock} of {@code client}. */
     public record Piece(String client, long clock, String text, int length, Id left, Id right, boolean deleted) {}
 
-    /** Per client: its graphemes by clock, and the clocks at which some replica ended a block. */
-    private final Map<String, TreeMap<Long, Grapheme>> graphemes = new HashMap<>();
-    private final Map<String, TreeSet<Long>> ends = new HashMap<>();
+    /**
+     * Per client: its runs by first clock, never overlapping. A run ends wherever any replica's block
+     * ended, so writing runs back as blocks keeps every replica's cuts.
+     */
+    private final Map<String, TreeMap<Long, Run>> runs = new HashMap<>();
 
     private FugueText() {
     }
@@ -115,82 +129,108 @@ public final class FugueText {
     /** Adds the other state's graphemes, deletes and block boundaries to this one. */
     public FugueText merge(FugueText other) throws CrdtException {
         // Checked before anything changes, so a refused merge leaves this state as it was.
-        for (var client : other.graphemes.entrySet()) {
-            TreeMap<Long, Grapheme> mine = graphemes.get(client.getKey());
-            if (mine == null) {
-                continue;
-            }
-            for (var g : client.getValue().entrySet()) {
-                Grapheme have = mine.get(g.getKey());
-                if (have != null && !have.sameInsert(g.getValue())) {
-                    throw conflict(new Id(client.getKey(), g.getKey()), have, g.getValue());
+        for (var client : other.runs.entrySet()) {
+            TreeMap<Long, Run> mine = runs.get(client.getKey());
+            if (mine != null) {
+                for (Run r : client.getValue().values()) {
+                    check(client.getKey(), mine, r);
                 }
             }
         }
-        for (var client : other.graphemes.entrySet()) {
-            TreeMap<Long, Grapheme> mine = graphemes.computeIfAbsent(client.getKey(), k -> new TreeMap<>());
-            client.getValue().forEach((clock, g) -> mine.merge(clock, g,
-                    (a, b) -> a.deleted || !b.deleted ? a : b));
+        for (var client : other.runs.entrySet()) {
+            TreeMap<Long, Run> mine = runs.computeIfAbsent(client.getKey(), k -> new TreeMap<>());
+            for (Run r : client.getValue().values()) {
+                put(mine, r);
+            }
         }
-        other.ends.forEach((client, e) -> ends.computeIfAbsent(client, k -> new TreeSet<>()).addAll(e));
         return this;
     }
 
     private void add(Id key, String text, Id left, Id right, boolean deleted) throws CrdtException {
-        List<String> parts = graphemes(text);
-        if (parts.isEmpty()) {
+        int length = graphemeCount(text);
+        if (length == 0) {
             return; // the SDK writes one for an empty insert; it holds nothing
         }
-        long first = key.clock() - parts.size() + 1;
+        long first = key.clock() - length + 1;
         if (first < 1) {
-            throw new CrdtException("text block " + show(key) + " has " + parts.size() + " graphemes, more than its clock allows");
+            throw new CrdtException("text block " + show(key) + " has " + length + " graphemes, more than its clock allows");
         }
-        TreeMap<Long, Grapheme> mine = graphemes.computeIfAbsent(key.client(), k -> new TreeMap<>());
-        for (int i = 0; i < parts.size(); i++) {
-            Grapheme g = new Grapheme(parts.get(i), left, right, deleted);
-            Grapheme have = mine.get(first + i);
-            if (have != null && !have.sameInsert(g)) {
-                throw conflict(new Id(key.client(), first + i), have, g);
-            }
-            if (have == null || (deleted && !have.deleted)) {
-                mine.put(first + i, g);
-            }
+        Run run = new Run(first, key.clock(), text, left, right, deleted);
+        TreeMap<Long, Run> mine = runs.computeIfAbsent(key.client(), k -> new TreeMap<>());
+        check(key.client(), mine, run);
+        put(mine, run);
+    }
+
+    /** The runs of {@code mine} that share graphemes with {@code r}, in clock order. */
+    private static List<Run> overlapping(TreeMap<Long, Run> mine, Run r) {
+        List<Run> out = new ArrayList<>(2);
+        var before = mine.floorEntry(r.first);
+        if (before != null && before.getValue().last >= r.first) {
+            out.add(before.getValue());
         }
-        TreeSet<Long> cuts = ends.computeIfAbsent(key.client(), k -> new TreeSet<>());
-        cuts.add(key.clock());
-        if (first > 1) {
-            cuts.add(first - 1); // where the block starts, the one before it ended
+        for (Run x : mine.subMap(r.first, false, r.last, true).values()) {
+            out.add(x);
+        }
+        return out;
+    }
+
+    /** Refuses a run that gives a grapheme another content (text or origins) than what is held. */
+    private static void check(String client, TreeMap<Long, Run> mine, Run r) throws CrdtException {
+        for (Run x : overlapping(mine, r)) {
+            long from = Math.max(x.first, r.first);
+            long to = Math.min(x.last, r.last);
+            if (!x.sameInsert(r) || !x.slice(from, to).text.equals(r.slice(from, to).text)) {
+                throw conflict(new Id(client, from), x, r);
+            }
         }
     }
 
-    /** The blocks to write back, in the SDK's key order: cut wherever any replica cut, or where content changes. */
+    /** Puts a checked run in: cut where either side had a boundary, graphemes held by both deleted if either is. */
+    private static void put(TreeMap<Long, Run> mine, Run r) {
+        List<Run> old = overlapping(mine, r);
+        if (old.isEmpty()) {
+            mine.put(r.first, r);
+            return;
+        }
+        if (old.size() == 1 && old.getFirst().first == r.first && old.getFirst().last == r.last) {
+            if (r.deleted && !old.getFirst().deleted) {
+                mine.put(r.first, r);
+            }
+            return; // the common case: a block both already had
+        }
+        TreeSet<Long> cuts = new TreeSet<>(); // first clocks of the pieces
+        cuts.add(r.first);
+        cuts.add(r.last + 1);
+        for (Run x : old) {
+            cuts.add(x.first);
+            cuts.add(x.last + 1);
+            mine.remove(x.first);
+        }
+        Long from = cuts.first();
+        for (Long next = cuts.higher(from); next != null; from = next, next = cuts.higher(next)) {
+            long to = next - 1;
+            Run piece = null;
+            if (from >= r.first && to <= r.last) {
+                piece = r.slice(from, to);
+            }
+            for (Run x : old) {
+                if (from >= x.first && to <= x.last) {
+                    Run held = x.slice(from, to);
+                    piece = piece == null || (held.deleted && !piece.deleted) ? held : piece;
+                }
+            }
+            if (piece != null) {
+                mine.put(from, piece);
+            }
+        }
+    }
+
+    /** The blocks to write back, in the SDK's key order: one per run. */
     public List<Piece> pieces() {
         List<Piece> out = new ArrayList<>();
-        graphemes.forEach((client, mine) -> {
-            TreeSet<Long> cuts = ends.getOrDefault(client, new TreeSet<>());
-            StringBuilder text = new StringBuilder();
-            Grapheme head = null;
-            long last = 0;
-            int length = 0;
-            for (var e : mine.entrySet()) {
-                long clock = e.getKey();
-                Grapheme g = e.getValue();
-                if (head != null && (clock != last + 1 || cuts.contains(last) || g.deleted != head.deleted
-                        || !Objects.equals(g.left, head.left) || !Objects.equals(g.right, head.right))) {
-                    out.add(new Piece(client, last, text.toString(), length, head.left, head.right, head.deleted));
-                    text.setLength(0);
-                    length = 0;
-                    head = null;
-                }
-                if (head == null) {
-                    head = g;
-                }
-                text.append(g.text);
-                length++;
-                last = clock;
-            }
-            if (head != null) {
-                out.add(new Piece(client, last, text.toString(), length, head.left, head.right, head.deleted));
+        runs.forEach((client, mine) -> {
+            for (Run r : mine.values()) {
+                out.add(new Piece(client, r.last, r.text, (int) (r.last - r.first + 1), r.left, r.right, r.deleted));
             }
         });
         out.sort(KEY_ORDER);
@@ -316,10 +356,12 @@ public final class FugueText {
     }
 
     /** Number of graphemes, deleted ones included. */
-    public int size() {
-        int n = 0;
-        for (TreeMap<Long, Grapheme> m : graphemes.values()) {
-            n += m.size();
+    public long size() {
+        long n = 0;
+        for (TreeMap<Long, Run> m : runs.values()) {
+            for (Run r : m.values()) {
+                n += r.last - r.first + 1;
+            }
         }
         return n;
     }
@@ -381,15 +423,7 @@ public final class FugueText {
     /** Extended grapheme clusters, as the SDK's core counts block lengths and clocks. */
     static List<String> graphemes(String text) {
         List<String> out = new ArrayList<>(text.length());
-        boolean simple = true;
-        for (int i = 0; i < text.length(); i++) {
-            char c = text.charAt(i);
-            if (c >= 0x7f || c == '\r') {
-                simple = false;
-                break;
-            }
-        }
-        if (simple) {
+        if (simple(text)) {
             for (int i = 0; i < text.length(); i++) {
                 out.add(String.valueOf(text.charAt(i)));
             }
@@ -401,6 +435,29 @@ public final class FugueText {
             out.add(text.substring(start, end));
         }
         return out;
+    }
+
+    private static int graphemeCount(String text) {
+        return simple(text) ? text.length() : graphemes(text).size();
+    }
+
+    /** Graphemes {@code [from, to)} of the text. */
+    private static String graphemeSlice(String text, int from, int to) {
+        if (simple(text)) {
+            return text.substring(from, to);
+        }
+        return String.join("", graphemes(text).subList(from, to));
+    }
+
+    /** Printable ASCII (and tab, newline): one char per grapheme, no segmentation needed. */
+    private static boolean simple(String text) {
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c >= 0x7f || c == '\r') {
+                return false;
+            }
+        }
+        return true;
     }
 
     static int compareCodePoints(String a, String b) {
@@ -418,14 +475,14 @@ public final class FugueText {
         return Integer.compare(a.length() - i, b.length() - j);
     }
 
-    private static CrdtException conflict(Id at, Grapheme have, Grapheme other) {
+    private static CrdtException conflict(Id at, Run have, Run other) {
         return new CrdtException("text state contradicts the stored one at " + show(at) + ": "
                 + describe(have) + " there, " + describe(other) + " here (a replica's ids must not be reused)");
     }
 
-    private static String describe(Grapheme g) {
-        return "'" + g.text + "' between " + (g.left == null ? "start" : show(g.left)) + " and "
-                + (g.right == null ? "end" : show(g.right));
+    private static String describe(Run r) {
+        return "'" + r.text + "' between " + (r.left == null ? "start" : show(r.left)) + " and "
+                + (r.right == null ? "end" : show(r.right));
     }
 
     private static String show(Id id) {
