@@ -1,8 +1,7 @@
 package dev.synckit.server.storage;
 
-import dev.synckit.server.crdt.DataTypes;
-
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.synckit.server.crdt.DataTypes;
 
 import java.util.Map;
 

@@ -1,10 +1,10 @@
 package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDocument;
-import dev.synckit.server.crdt.DataTypes;
 import dev.synckit.server.storage.TextState;
 
 import java.util.ArrayDeque;
