@@ -1,5 +1,6 @@
 package dev.synckit.server.pubsub;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.MessageType;
@@ -17,9 +18,11 @@ import java.sql.ResultSet;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** An instance that missed other instances' writes catches up, however its catch-up is hindered. */
 class CatchUpTest {
@@ -104,6 +107,52 @@ class CatchUpTest {
                 Await.waitFor(doc + " to catch up on the lagging instance", Duration.ofSeconds(30),
                         () -> sawDelta(reader, doc, "v", 1));
             }
+        }
+    }
+
+    /** Counter, set and text ops missed while Redis was away reach the lagging instance's clients after the catch-up. */
+    @Test
+    void missedDataTypeOpsReachClientsAfterTheCatchUp() throws Exception {
+        String prefix = TestRedis.freshPrefix();
+        URI redis = TestRedis.address();
+        try (TestDatabase db = TestDatabase.create();
+             TcpProxy redisProxy = new TcpProxy(redis.getHost(), redis.getPort());
+             TestServer writerSide = TestServer.start(node(db.url(), TestRedis.url(), prefix));
+             TestServer lagging = TestServer.start(node(db.url(), "redis://127.0.0.1:" + redisProxy.port(), prefix));
+             WsClient writer = WsClient.binary(writerSide.wsUri());
+             WsClient reader = WsClient.binary(lagging.wsUri())) {
+            for (String doc : List.of("c", "s", "t")) {
+                reader.send(MessageType.SUBSCRIBE, Json.object().put("documentId", doc));
+                reader.await("sync_response", r -> doc.equals(r.text("documentId")));
+            }
+            Thread.sleep(500); // let the Redis subscriptions settle
+            redisProxy.cut();
+            String text = "{\"blocks\":[[{\"client_id\":\"w\",\"clock\":2,\"offset\":0},{\"id\":{\"client_id\":\"w\","
+                    + "\"clock\":2,\"offset\":0},\"text\":\"hi\",\"left_origin\":null,\"right_origin\":null,\"deleted\":false}]],"
+                    + "\"clock\":{\"value\":2},\"client_id\":\"w\"}";
+            List<ObjectNode> ops = List.of(
+                    Json.object().put("type", "counter").put("operation", "increment").put("value", 5).put("clientId", "w"),
+                    Json.object().put("type", "set").put("operation", "add").put("value", "a").put("clientId", "w"),
+                    Json.object().put("type", "text-state").put("state", text).put("clientId", "w"));
+            List<String> docs = List.of("c", "s", "t");
+            for (int i = 0; i < 3; i++) {
+                ObjectNode batch = Json.object().put("documentId", docs.get(i)).put("messageId", "m" + i);
+                batch.putArray("deltas").add(ops.get(i));
+                writer.send(MessageType.DELTA_BATCH, batch);
+                String id = "m" + i;
+                writer.await("ack", r -> id.equals(r.text("messageId")));
+            }
+            redisProxy.restore();
+            for (String doc : docs) {
+                Await.waitFor(doc + " ops on the lagging instance", Duration.ofSeconds(20), () -> reader.pending().stream()
+                        .anyMatch(r -> r.type().equals("delta_batch") && doc.equals(r.text("documentId"))));
+            }
+            List<JsonNode> got = new java.util.ArrayList<>();
+            reader.pending().stream().filter(r -> r.type().equals("delta_batch"))
+                    .forEach(r -> r.payload().get("deltas").forEach(got::add));
+            assertTrue(got.stream().anyMatch(op -> op.path("type").asText().equals("counter") && op.path("value").asLong() == 5), got.toString());
+            assertTrue(got.stream().anyMatch(op -> op.path("type").asText().equals("set") && op.path("value").asText().equals("a")), got.toString());
+            assertTrue(got.stream().anyMatch(op -> op.path("type").asText().equals("text-state")), got.toString());
         }
     }
 
