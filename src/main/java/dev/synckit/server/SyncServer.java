@@ -1,10 +1,12 @@
 package dev.synckit.server;
 
+import dev.synckit.server.api.HttpApi;
 import dev.synckit.server.auth.AuthRoutes;
 import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.health.HealthRoutes;
+import dev.synckit.server.http.RouteTable;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.pubsub.LocalFanOut;
 import dev.synckit.server.pubsub.RedisFanOut;
@@ -15,6 +17,7 @@ import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Awareness;
 import dev.synckit.server.sync.Documents;
 import dev.synckit.server.ws.Gateway;
+import io.helidon.http.Method;
 import io.helidon.webserver.WebServerConfig;
 import io.helidon.webserver.websocket.WsConfig;
 import io.helidon.webserver.websocket.WsRouting;
@@ -46,9 +49,11 @@ public final class SyncServer implements AutoCloseable {
     private final Gateway gateway;
     private final ScheduledExecutorService cleanup;
     private final AtomicReference<HealthRoutes.Phase> phase;
+    private final RouteTable routes;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
-                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase) {
+                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, RouteTable routes) {
+        this.routes = routes;
         this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
@@ -87,6 +92,7 @@ public final class SyncServer implements AutoCloseable {
         Writes writes = openWrites(settings, documents, storage, fanOut);
         Gateway gateway = new Gateway(settings, authenticator, documents, writes, awareness);
         AtomicReference<HealthRoutes.Phase> phase = new AtomicReference<>(HealthRoutes.Phase.STARTING);
+        RouteTable routes = new RouteTable();
 
         server.addProtocol(WsConfig.builder()
                         .name("websocket")
@@ -101,16 +107,20 @@ public final class SyncServer implements AutoCloseable {
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, writes, phase::get, authenticator));
+                    routing.register("/", new HealthRoutes(routes, gateway, documents, storage, fanOut, writes, phase::get, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
-                            new AuthRoutes(authenticator, jwt, settings.auth())));
+                            new AuthRoutes(routes, authenticator, jwt, settings.auth())));
+                    HttpApi.register(routing, routes, storage, documents, writes, authenticator, settings.limits().maxMessageBytes());
                 });
+        routes.served(Method.GET, "/metrics");
+        routes.served(Method.GET, "/ws");
         if (settings.auth().devLogin()) {
             LOG.warning("synckit.auth.dev-login is on: POST /auth/login signs tokens for any email and password."
                     + " Development only; never enable it in a deployment");
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
-        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase);
+        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase,
+                routes);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -205,6 +215,11 @@ public final class SyncServer implements AutoCloseable {
 
     public Gateway gateway() {
         return gateway;
+    }
+
+    /** Every HTTP route registered, for checking the OpenAPI description. */
+    public RouteTable routes() {
+        return routes;
     }
 
     /** The web server is up: readiness may report UP. */

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
 import dev.synckit.server.http.JsonReply;
+import dev.synckit.server.http.RouteTable;
 import dev.synckit.server.protocol.Json;
 import io.helidon.http.HeaderName;
 import io.helidon.http.HeaderNames;
@@ -33,7 +34,10 @@ public final class AuthRoutes implements HttpService {
     private final long accessSeconds;
     private final long refreshSeconds;
 
-    public AuthRoutes(Authenticator authenticator, Jwt jwt, Settings.Auth settings) {
+    private final RouteTable table;
+
+    public AuthRoutes(RouteTable table, Authenticator authenticator, Jwt jwt, Settings.Auth settings) {
+        this.table = table;
         this.authenticator = authenticator;
         this.jwt = jwt;
         this.devLogin = settings.devLogin();
@@ -43,10 +47,11 @@ public final class AuthRoutes implements HttpService {
 
     @Override
     public void routing(HttpRules rules) {
+        RouteTable.Recorder routes = table.on("/auth", rules);
         if (devLogin) {
-            rules.post("/login", this::login);
+            routes.post("/login", this::login);
         }
-        rules.post("/refresh", this::refresh)
+        routes.post("/refresh", this::refresh)
                 .get("/me", this::me)
                 .post("/verify", this::verify);
     }

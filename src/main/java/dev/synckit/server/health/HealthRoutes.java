@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.http.JsonReply;
+import dev.synckit.server.http.RouteTable;
 import dev.synckit.server.meters.Meters;
 import dev.synckit.server.protocol.Json;
 import dev.synckit.server.pubsub.FanOut;
@@ -60,8 +61,11 @@ public final class HealthRoutes implements HttpService {
     private final ExecutorService checks = Executors.newVirtualThreadPerTaskExecutor();
     private final BackendChecks backend = new BackendChecks(this::runChecks, CHECKS_MAX_AGE, System::nanoTime);
 
-    public HealthRoutes(Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut, Writes writes,
-                        Supplier<Phase> phase, Authenticator authenticator) {
+    private final RouteTable table;
+
+    public HealthRoutes(RouteTable table, Gateway gateway, Documents documents, StorageAdapter storage, FanOut fanOut,
+                        Writes writes, Supplier<Phase> phase, Authenticator authenticator) {
+        this.table = table;
         this.authenticator = authenticator;
         this.writes = writes;
         this.gateway = gateway;
@@ -73,7 +77,8 @@ public final class HealthRoutes implements HttpService {
 
     @Override
     public void routing(HttpRules rules) {
-        rules.get("/health", this::health)
+        table.on("", rules)
+                .get("/health", this::health)
                 .get("/health/live", this::live)
                 .get("/health/ready", this::ready)
                 .get("/", this::root);

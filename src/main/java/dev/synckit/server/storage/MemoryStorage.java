@@ -1,7 +1,11 @@
 package dev.synckit.server.storage;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.crdt.DataTypes;
+import dev.synckit.server.protocol.Json;
+
+import java.nio.charset.StandardCharsets;
 
 import java.util.Collections;
 import java.util.Comparator;
@@ -24,6 +28,8 @@ public final class MemoryStorage implements StorageAdapter {
     private final int appliedPerDocument;
     /** Ownership epochs; changed only inside {@code documents.compute} on the same key, which orders them with commits. */
     private final ConcurrentHashMap<String, Long> epochs = new ConcurrentHashMap<>();
+    private final ConcurrentHashMap<String, Snapshot> snapshots = new ConcurrentHashMap<>();
+    private final java.util.concurrent.atomic.AtomicLong snapshotCounter = new java.util.concurrent.atomic.AtomicLong();
 
     public MemoryStorage(int appliedPerDocument) {
         this.appliedPerDocument = appliedPerDocument;
@@ -98,15 +104,59 @@ public final class MemoryStorage implements StorageAdapter {
     }
 
     @Override
-    public List<DocumentSummary> list(int limit, int offset) {
+    public List<DocumentSummary> list(String prefix, String after, int limit) {
         return documents.values().stream()
-                .map(e -> new DocumentSummary(e.document().id(), e.document().seq(), e.document().updatedAt()))
-                .sorted(Comparator.comparingLong(DocumentSummary::updatedAt).reversed())
-                .skip(offset).limit(limit).toList();
+                .map(Entry::document)
+                .filter(d -> d.id().startsWith(prefix) && (after == null || d.id().compareTo(after) > 0) && hasContent(d))
+                .sorted(Comparator.comparing(StoredDocument::id))
+                .limit(limit)
+                .map(d -> new DocumentSummary(d.id(), d.seq(), d.updatedAt(), d.fields().size()))
+                .toList();
+    }
+
+    private static boolean hasContent(StoredDocument d) {
+        return !d.fields().isEmpty() || d.text() != null || !d.types().isEmpty();
+    }
+
+    @Override
+    public Optional<Snapshot> saveSnapshot(String documentId) {
+        StoredDocument d = load(documentId).orElse(null);
+        if (d == null) {
+            return Optional.empty();
+        }
+        ObjectNode state = Json.object().put("id", documentId);
+        ObjectNode fields = state.putObject("fields");
+        d.fields().forEach(fields::set);
+        // Ids sort by creation, so the newest of a document is the greatest.
+        String id = new java.util.UUID(snapshotCounter.incrementAndGet(), java.util.UUID.randomUUID().getLeastSignificantBits()).toString();
+        Snapshot s = new Snapshot(id, documentId, state, d.clock(), state.toString().getBytes(StandardCharsets.UTF_8).length,
+                System.currentTimeMillis(), false);
+        snapshots.put(id, s);
+        return Optional.of(s);
+    }
+
+    @Override
+    public Optional<Snapshot> snapshot(String snapshotId) {
+        return Optional.ofNullable(snapshots.get(snapshotId));
+    }
+
+    @Override
+    public List<Snapshot> snapshots(String documentId, int limit) {
+        return snapshots.values().stream()
+                .filter(s -> s.documentId().equals(documentId))
+                .sorted(Comparator.comparing((Snapshot s) -> java.util.UUID.fromString(s.id())).reversed())
+                .limit(limit)
+                .toList();
+    }
+
+    @Override
+    public boolean deleteSnapshot(String snapshotId) {
+        return snapshots.remove(snapshotId) != null;
     }
 
     @Override
     public boolean delete(String documentId) {
+        snapshots.values().removeIf(s -> s.documentId().equals(documentId)); // as the foreign key cascades in PostgreSQL
         return documents.remove(documentId) != null;
     }
 

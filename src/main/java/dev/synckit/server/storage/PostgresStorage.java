@@ -50,6 +50,7 @@ public final class PostgresStorage implements StorageAdapter {
     private final DbClient db;
     private final String where;
     private final GroupCommit groupCommit;
+    private final PostgresSnapshots snapshots;
     private final LongAdder transactions = new LongAdder();
     private final String schemaVersion;
     private final int cleanupBatch;
@@ -64,6 +65,7 @@ public final class PostgresStorage implements StorageAdapter {
         this.where = where;
         this.db = JdbcClientBuilder.create().connectionPool(new Pool(dataSource)).build();
         this.groupCommit = new GroupCommit(maxBatch, committers);
+        this.snapshots = new PostgresSnapshots(db);
     }
 
     /** Write transactions committed so far (fewer than writes when group commit batches them). */
@@ -699,14 +701,54 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     @Override
-    public List<DocumentSummary> list(int limit, int offset) throws StorageException {
+    public List<DocumentSummary> list(String prefix, String after, int limit) throws StorageException {
+        // Keyset paging on the primary key; starts_with keeps LIKE wildcards in a prefix literal.
         try (Stream<DbRow> rows = db.execute().query(
-                "SELECT id, seq, (EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated FROM documents"
-                        + " ORDER BY updated_at DESC LIMIT ? OFFSET ?", limit, offset)) {
+                "SELECT id, seq, (EXTRACT(EPOCH FROM updated_at) * 1000)::BIGINT AS updated,"
+                        + " (SELECT count(*) FROM jsonb_object_keys(COALESCE(state -> 'fields', '{}'::jsonb)))::INT AS fields"
+                        + " FROM documents WHERE starts_with(id, ?) AND id > ?"
+                        + " AND (COALESCE(state -> 'fields', '{}'::jsonb) <> '{}'::jsonb OR text_state IS NOT NULL OR data_types IS NOT NULL)"
+                        + " ORDER BY id LIMIT ?", prefix, after == null ? "" : after, limit)) {
             return rows.map(r -> new DocumentSummary(r.column("id").get(String.class), r.column("seq").get(Long.class),
-                    r.column("updated").get(Long.class))).toList();
+                    r.column("updated").get(Long.class), r.column("fields").get(Integer.class))).toList();
         } catch (RuntimeException e) {
             throw failure("list documents", e);
+        }
+    }
+
+    @Override
+    public Optional<Snapshot> saveSnapshot(String documentId) throws StorageException {
+        try {
+            return snapshots.save(documentId);
+        } catch (RuntimeException e) {
+            throw failure("snapshot " + documentId, e);
+        }
+    }
+
+    @Override
+    public Optional<Snapshot> snapshot(String snapshotId) throws StorageException {
+        try {
+            return snapshots.get(snapshotId);
+        } catch (RuntimeException e) {
+            throw failure("read snapshot " + snapshotId, e);
+        }
+    }
+
+    @Override
+    public List<Snapshot> snapshots(String documentId, int limit) throws StorageException {
+        try {
+            return snapshots.list(documentId, limit);
+        } catch (RuntimeException e) {
+            throw failure("list snapshots of " + documentId, e);
+        }
+    }
+
+    @Override
+    public boolean deleteSnapshot(String snapshotId) throws StorageException {
+        try {
+            return snapshots.delete(snapshotId);
+        } catch (RuntimeException e) {
+            throw failure("delete snapshot " + snapshotId, e);
         }
     }
 

@@ -64,8 +64,24 @@ public interface StorageAdapter extends AutoCloseable {
     /** The stored sequence number of a document (0 if it does not exist), to detect a stale cache. */
     long currentSeq(String documentId) throws StorageException;
 
-    /** Documents ordered by last update, newest first. */
-    List<DocumentSummary> list(int limit, int offset) throws StorageException;
+    /**
+     * Up to {@code limit} documents whose id starts with {@code prefix} and sorts after {@code after} (null: from
+     * the start), in id order, so that a listing can be paged with the last id as cursor while documents
+     * change. A document without fields, text or data types (never written, or every field deleted) is not listed.
+     */
+    List<DocumentSummary> list(String prefix, String after, int limit) throws StorageException;
+
+    /** Copies the document's committed fields and clock into a new snapshot; empty if the document does not exist. */
+    Optional<Snapshot> saveSnapshot(String documentId) throws StorageException;
+
+    /** A snapshot by id; empty if there is none (an id that is not one this store makes included). */
+    Optional<Snapshot> snapshot(String snapshotId) throws StorageException;
+
+    /** The document's snapshots, newest first, at most {@code limit}. */
+    List<Snapshot> snapshots(String documentId, int limit) throws StorageException;
+
+    /** Removes a snapshot; true if it existed. */
+    boolean deleteSnapshot(String snapshotId) throws StorageException;
 
     /** Removes a document with its clock and deltas; true if it existed. */
     boolean delete(String documentId) throws StorageException;

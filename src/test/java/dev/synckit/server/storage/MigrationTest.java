@@ -233,7 +233,7 @@ class MigrationTest {
                 assertEquals(0, doc.seq());
                 assertNull(doc.text());
                 assertEquals(0, store.currentSeq("doc-ts"));
-                assertEquals(List.of("doc-ts"), store.list(10, 0).stream().map(DocumentSummary::id).toList());
+                assertEquals(List.of("doc-ts"), store.list("", null, 10).stream().map(DocumentSummary::id).toList());
 
                 long ts = System.currentTimeMillis();
                 CommitResult r = store.commit(new DocumentWrite("doc-ts", 0,

@@ -415,31 +415,66 @@ class StorageContractTest {
         // ---- list / delete --------------------------------------------------------------------------
 
         @Test
-        void listIsNewestFirstWithLimitAndOffset() throws Exception {
+        void listPagesByIdWithinAPrefixAndSkipsDocumentsWithoutContent() throws Exception {
             long ts = now();
-            assertEquals(List.of(), store.list(10, 0));
-            setNext("doc-a", "f", json("1"), ts);
-            Thread.sleep(5);
-            setNext("doc-b", "f", json("1"), ts + 10);
-            Thread.sleep(5);
-            setNext("doc-c", "f", json("1"), ts + 20);
-            Thread.sleep(5);
-            setNext("doc-c", "f", json("2"), ts + 30);
+            assertEquals(List.of(), store.list("", null, 10));
+            setNext("team-b", "f", json("1"), ts);
+            setNext("team-a", "f", json("1"), ts);
+            setNext("team-a", "g", json("2"), ts);
+            setNext("other", "f", json("1"), ts);
+            setNext("team%_", "f", json("1"), ts); // LIKE wildcards in an id are plain characters of a prefix
+            setNext("team-gone", "f", json("1"), ts);
+            commit(write("team-gone", 1, List.of(del(2, "f", ts)), Map.of("c", 2L), ts));
 
-            List<DocumentSummary> all = store.list(10, 0);
-            assertEquals(List.of("doc-c", "doc-b", "doc-a"), all.stream().map(DocumentSummary::id).toList());
-            assertEquals(List.of(2L, 1L, 1L), all.stream().map(DocumentSummary::seq).toList());
-            assertTrue(all.get(0).updatedAt() >= all.get(1).updatedAt());
-            assertTrue(all.get(1).updatedAt() >= all.get(2).updatedAt());
+            List<DocumentSummary> all = store.list("", null, 10);
+            assertEquals(List.of("other", "team%_", "team-a", "team-b"), all.stream().map(DocumentSummary::id).toList());
+            DocumentSummary a = all.get(2);
+            assertEquals(2, a.fields());
+            assertEquals(2, a.seq());
+            assertNear(ts, a.updatedAt());
 
-            assertEquals(List.of("doc-c", "doc-b"), store.list(2, 0).stream().map(DocumentSummary::id).toList());
-            assertEquals(List.of("doc-b"), store.list(1, 1).stream().map(DocumentSummary::id).toList());
-            assertEquals(List.of(), store.list(10, 3));
+            assertEquals(List.of("team-a", "team-b"), store.list("team-", null, 10).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of("team%_"), store.list("team%", null, 10).stream().map(DocumentSummary::id).toList());
+            // Paging: the last id of a page is the cursor of the next.
+            assertEquals(List.of("team%_", "team-a"), store.list("team", null, 2).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of("team-b"), store.list("team", "team-a", 2).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of(), store.list("team", "team-b", 2));
+        }
 
-            // Touching the oldest moves it to the front.
+        @Test
+        void snapshotsCopyTheCommittedFieldsAndClockNewestFirst() throws Exception {
+            long ts = now();
+            assertEquals(Optional.empty(), store.saveSnapshot("no-such-doc"));
+            setNext("doc-snap", "title", json("\"one\""), ts);
+            Snapshot first = store.saveSnapshot("doc-snap").orElseThrow();
+            setNext("doc-snap", "title", json("\"two\""), ts);
+            setNext("doc-snap", "extra", json("3"), ts);
             Thread.sleep(5);
-            setNext("doc-a", "f", json("3"), ts + 40);
-            assertEquals("doc-a", store.list(1, 0).getFirst().id());
+            Snapshot second = store.saveSnapshot("doc-snap").orElseThrow();
+
+            assertEquals("doc-snap", first.documentId());
+            assertEquals(json("\"one\""), first.state().path("fields").path("title"));
+            assertEquals(1, first.state().path("fields").size());
+            assertEquals(Map.of("c", 1L), first.version());
+            assertEquals(Map.of("c", 3L), second.version());
+            assertTrue(first.sizeBytes() > 0);
+            assertNear(ts, first.createdAt());
+            assertFalse(first.compressed());
+
+            assertEquals(first, store.snapshot(first.id()).orElseThrow());
+            assertEquals(List.of(second.id(), first.id()), store.snapshots("doc-snap", 10).stream().map(Snapshot::id).toList());
+            assertEquals(List.of(second.id()), store.snapshots("doc-snap", 1).stream().map(Snapshot::id).toList());
+            assertEquals(List.of(), store.snapshots("other-doc", 10));
+            assertEquals(Optional.empty(), store.snapshot("not-a-snapshot-id"));
+            assertEquals(Optional.empty(), store.snapshot("00000000-0000-0000-0000-000000000000"));
+
+            assertTrue(store.deleteSnapshot(first.id()));
+            assertFalse(store.deleteSnapshot(first.id()));
+            assertFalse(store.deleteSnapshot("not-a-snapshot-id"));
+            assertEquals(List.of(second.id()), store.snapshots("doc-snap", 10).stream().map(Snapshot::id).toList());
+            // Snapshots go with their document (the foreign key cascades).
+            assertTrue(store.delete("doc-snap"));
+            assertEquals(Optional.empty(), store.snapshot(second.id()));
         }
 
         @Test
@@ -452,7 +487,7 @@ class StorageContractTest {
             assertTrue(store.delete("doc-del"));
             assertEquals(Optional.empty(), store.load("doc-del"));
             assertEquals(0, store.currentSeq("doc-del"));
-            assertEquals(List.of("doc-keep"), store.list(10, 0).stream().map(DocumentSummary::id).toList());
+            assertEquals(List.of("doc-keep"), store.list("", null, 10).stream().map(DocumentSummary::id).toList());
             assertFalse(store.delete("doc-del"));
             assertFalse(store.delete("never-existed"));
 

@@ -9,6 +9,7 @@ import dev.synckit.server.storage.CommitResult;
 import dev.synckit.server.storage.DocumentSummary;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.MemoryStorage;
+import dev.synckit.server.storage.Snapshot;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StoredDocument;
@@ -99,8 +100,28 @@ class DocumentsTest {
         }
 
         @Override
-        public List<DocumentSummary> list(int limit, int offset) {
-            return inner.list(limit, offset);
+        public List<DocumentSummary> list(String prefix, String after, int limit) {
+            return inner.list(prefix, after, limit);
+        }
+
+        @Override
+        public Optional<Snapshot> saveSnapshot(String documentId) {
+            return inner.saveSnapshot(documentId);
+        }
+
+        @Override
+        public Optional<Snapshot> snapshot(String snapshotId) {
+            return inner.snapshot(snapshotId);
+        }
+
+        @Override
+        public List<Snapshot> snapshots(String documentId, int limit) {
+            return inner.snapshots(documentId, limit);
+        }
+
+        @Override
+        public boolean deleteSnapshot(String snapshotId) {
+            return inner.deleteSnapshot(snapshotId);
         }
 
         @Override

@@ -65,6 +65,10 @@ public final class ChildServer implements AutoCloseable {
         return URI.create("ws://127.0.0.1:" + port + "/ws");
     }
 
+    public URI httpUri(String path) {
+        return URI.create("http://127.0.0.1:" + port + path);
+    }
+
     public Process process() {
         return process;
     }

@@ -1,0 +1,34 @@
+package dev.synckit.server.api;
+
+import dev.synckit.server.auth.Authenticator;
+import dev.synckit.server.cluster.Writes;
+import dev.synckit.server.http.RouteTable;
+import dev.synckit.server.storage.StorageAdapter;
+import dev.synckit.server.sync.Documents;
+import io.helidon.webserver.http.HttpRouting;
+
+import java.time.Duration;
+
+/**
+ * The server API for backends (documents, snapshots) and its OpenAPI description. It shares the sync core with
+ * the WebSocket gateway but none of its code: an HTTP write is a {@link Writes} call like a client's.
+ */
+public final class HttpApi {
+    /**
+     * How long a request waits for its write to commit. Longer than any retry of a forwarded write in a cluster
+     * (three leases plus a forward timeout by default), so a 504 means the store itself is stuck.
+     */
+    static final Duration WRITE_TIMEOUT = Duration.ofSeconds(30);
+
+    private HttpApi() {
+    }
+
+    public static void register(HttpRouting.Builder routing, RouteTable table, StorageAdapter storage, Documents documents,
+                                Writes writes, Authenticator authenticator, int maxBodyBytes) {
+        Callers callers = new Callers(authenticator);
+        ServerWrites serverWrites = new ServerWrites(writes, WRITE_TIMEOUT);
+        routing.register("/documents", new DocumentRoutes(table, storage, documents, callers, new Bodies(maxBodyBytes), serverWrites))
+                .register("/snapshots", new SnapshotRoutes(table, storage, callers, serverWrites))
+                .register("/openapi", new OpenApiRoutes(table));
+    }
+}
