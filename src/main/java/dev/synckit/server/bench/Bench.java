@@ -40,6 +40,8 @@ public final class Bench {
                 Closes.run(options, System.out);
             } else if (options.text()) {
                 Texts.run(options, System.out);
+            } else if (options.patch()) {
+                Patches.run(options, System.out);
             } else {
                 run(options, System.out);
             }

@@ -8,7 +8,7 @@ import java.util.List;
 /** Command-line options of {@code bench}. */
 record Options(List<URI> urls, int clients, int docs, double rate, int inflight, int valueBytes,
                Duration duration, Duration warmup, String json, int connections, int rampPerSecond,
-               int closes, boolean text) {
+               int closes, boolean text, boolean patch) {
 
     static final String USAGE = """
             usage: java -jar synckit-server.jar bench [options]
@@ -27,6 +27,8 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
                                   time the server's close reply and its end of the TCP connection
               --text              instead: time the text merge in process (10,000 characters, 100 concurrent
                                   edits), then text-state writes of SDK-like typists (--clients, --docs)
+              --patch             instead: PATCH /documents/{id} over HTTP, one request in flight per caller
+                                  (--clients callers, --docs documents, --rate per caller or closed loop)
             """;
 
     static Options parse(String[] args) {
@@ -43,13 +45,15 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
         int ramp = 1000;
         int closes = 0;
         boolean text = false;
+        boolean patch = false;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (a.equals("bench")) {
                 continue;
             }
-            if (a.equals("--text")) { // a flag: no value
-                text = true;
+            if (a.equals("--text") || a.equals("--patch")) { // flags: no value
+                text |= a.equals("--text");
+                patch |= a.equals("--patch");
                 continue;
             }
             if (i + 1 >= args.length) {
@@ -75,7 +79,7 @@ record Options(List<URI> urls, int clients, int docs, double rate, int inflight,
         if (clients < 1 || docs < 1 || inflight < 1 || rate < 0) {
             throw new IllegalArgumentException("--clients, --docs and --inflight must be at least 1, --rate at least 0\n" + USAGE);
         }
-        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp, closes, text);
+        return new Options(urls, clients, docs, rate, inflight, valueBytes, duration, warmup, json, connections, ramp, closes, text, patch);
     }
 
     static Duration duration(String v) {
