@@ -29,6 +29,7 @@ final class Patches {
         long end = measureFrom + o.duration().toNanos();
         AtomicLong ok = new AtomicLong();
         AtomicLong failed = new AtomicLong();
+        java.util.concurrent.atomic.AtomicReference<String> firstFailure = new java.util.concurrent.atomic.AtomicReference<>();
         List<Latencies> latencies = new ArrayList<>();
         List<Thread> callers = new ArrayList<>();
         try (HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
@@ -66,10 +67,12 @@ final class Patches {
                                     }
                                 } else {
                                     failed.incrementAndGet();
+                                    firstFailure.compareAndSet(null, "HTTP " + r.statusCode());
                                 }
                             }
                         } catch (Exception e) {
                             failed.incrementAndGet();
+                            firstFailure.compareAndSet(null, e.toString());
                         }
                     }
                 }));
@@ -91,6 +94,10 @@ final class Patches {
         out.printf("result: %,d PATCH committed in %.0f s = %,.0f/s; latency p50 %.2f / p95 %.2f / p99 %.2f / max %.2f ms;"
                         + " %d failed%n", ok.get(), seconds, ok.get() / seconds, all.percentileMillis(0.50),
                 all.percentileMillis(0.95), all.percentileMillis(0.99), all.maxMillis(), failed.get());
+        if (firstFailure.get() != null) {
+            out.println("first failure: " + firstFailure.get() + " (is the server up at " + bases
+                    + ", with SYNCKIT_AUTH_REQUIRED=false?)");
+        }
     }
 
     private static void sleepNanos(long nanos) {
