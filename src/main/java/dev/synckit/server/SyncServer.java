@@ -8,6 +8,8 @@ import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.pubsub.LocalFanOut;
 import dev.synckit.server.pubsub.RedisFanOut;
+import dev.synckit.server.status.InstanceStats;
+import dev.synckit.server.status.StatusRoutes;
 import dev.synckit.server.storage.MemoryStorage;
 import dev.synckit.server.storage.PostgresStorage;
 import dev.synckit.server.storage.StorageException;
@@ -46,9 +48,11 @@ public final class SyncServer implements AutoCloseable {
     private final Gateway gateway;
     private final ScheduledExecutorService cleanup;
     private final AtomicReference<HealthRoutes.Phase> phase;
+    private final InstanceStats stats;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
-                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase) {
+                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, InstanceStats stats) {
+        this.stats = stats;
         this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
@@ -87,6 +91,8 @@ public final class SyncServer implements AutoCloseable {
         Writes writes = openWrites(settings, documents, storage, fanOut);
         Gateway gateway = new Gateway(settings, authenticator, documents, writes, awareness);
         AtomicReference<HealthRoutes.Phase> phase = new AtomicReference<>(HealthRoutes.Phase.STARTING);
+        HealthRoutes health = new HealthRoutes(gateway, documents, storage, fanOut, writes, phase::get, authenticator);
+        InstanceStats stats = new InstanceStats(gateway, documents, writes, fanOut, health::checks).start();
 
         server.addProtocol(WsConfig.builder()
                         .name("websocket")
@@ -101,7 +107,8 @@ public final class SyncServer implements AutoCloseable {
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(gateway, documents, storage, fanOut, writes, phase::get, authenticator));
+                    routing.register("/", health);
+                    routing.register("/status", new StatusRoutes(stats, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(authenticator, jwt, settings.auth())));
                 });
@@ -110,7 +117,8 @@ public final class SyncServer implements AutoCloseable {
                     + " Development only; never enable it in a deployment");
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
-        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase);
+        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase,
+                stats);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -242,6 +250,7 @@ public final class SyncServer implements AutoCloseable {
     public void close() {
         draining();
         cleanup.shutdownNow();
+        stats.close(); // before the fan-out: its Redis exchange uses the fan-out's client
         gateway.close();
         documents.close();
         // Leases go before storage finishes (already at the start of a graceful shutdown): the others take
