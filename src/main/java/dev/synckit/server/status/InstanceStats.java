@@ -23,15 +23,16 @@ import java.util.logging.Logger;
  * instances. Three tasks on virtual threads, each never overlapping itself: the sample (memory only, so it
  * keeps its one-second rhythm), the backend checks (may block up to the health deadline) and the Redis
  * exchange (may block up to the Redis timeout). Requests only read what these left in volatile fields, so
- * however often the page is polled, neither the database nor Redis is asked more than once a second.
+ * however often the page is polled, neither the database nor Redis is asked more than once a second. The
+ * backend checks run only while some instance's page is being watched: nobody looking, no probes (the health
+ * endpoints' own probe accounting stays as it was).
  */
 public final class InstanceStats implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(InstanceStats.class.getName());
     /** Five minutes of per-second rates. */
     static final int SECONDS_KEPT = 300;
-    /** The backend checks refresh every second while someone looked in the last half minute, else every 5 s. */
+    /** A page polled within this long counts as watched (the checks refresh every second meanwhile). */
     private static final long WATCHED_NANOS = TimeUnit.SECONDS.toNanos(30);
-    private static final long IDLE_CHECK_NANOS = TimeUnit.SECONDS.toNanos(5);
 
     private final Gateway gateway;
     private final Documents documents;
@@ -55,7 +56,7 @@ public final class InstanceStats implements AutoCloseable {
 
     private volatile Snapshot latest;
     private volatile List<HealthRoutes.Check> checks = List.of();
-    private volatile long checkedNanos;
+    private volatile long checkedAt; // epoch ms of the checks shown; 0 before the first round
     private volatile long watchedNanos = System.nanoTime() - WATCHED_NANOS;
     private volatile ClusterBoard.Result cluster = new ClusterBoard.Result(List.of(), null);
 
@@ -120,17 +121,22 @@ public final class InstanceStats implements AutoCloseable {
         return new Snapshot(instanceId, host, wall, startedAt, (wall - startedAt) / 1000,
                 gateway.connectionCount(), gateway.userCount(), documents.cachedCount(),
                 owned == null ? null : owned.ownedDocuments(), w, b, writesSeries.last(), broadcastsSeries.last(),
-                writesSeries.toArray(), broadcastsSeries.toArray(), connectionsSeries.toArray(), checks,
-                busiest.bySubscribers(), busiest.byWrites());
+                writesSeries.toArray(), broadcastsSeries.toArray(), connectionsSeries.toArray(), checks, checkedAt,
+                watchedHere(), busiest.bySubscribers(), busiest.byWrites());
     }
 
+    /** While this page or another instance's is watched (they show this instance's state too). */
     private void refreshChecks() {
-        long now = System.nanoTime();
-        boolean watched = now - watchedNanos < WATCHED_NANOS;
-        if (watched || now - checkedNanos >= IDLE_CHECK_NANOS) {
+        boolean watchedElsewhere = cluster.snapshots().stream()
+                .anyMatch(s -> s.path("watched").asBoolean() && !instanceId.equals(s.path("instanceId").asText()));
+        if (watchedHere() || watchedElsewhere) {
             checks = List.copyOf(backendChecks.get());
-            checkedNanos = System.nanoTime();
+            checkedAt = System.currentTimeMillis();
         }
+    }
+
+    private boolean watchedHere() {
+        return System.nanoTime() - watchedNanos < WATCHED_NANOS;
     }
 
     /** Someone is looking: keep the backend state fresh for a while. */

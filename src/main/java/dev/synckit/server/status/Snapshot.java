@@ -11,12 +11,14 @@ import java.util.List;
  * One instance's figures at one second, as this instance sampled them. Published to Redis and served as
  * JSON; the rates are per second over the last sample, the series per second oldest first, ending at
  * {@code sampledAt}. Write and broadcast totals are the process's meters (one instance per process).
+ * {@code checkedAt} dates the backend checks (0: none yet); {@code watched} tells the other instances that
+ * this one's page is being looked at, so they keep their checks fresh too.
  */
 record Snapshot(String instanceId, String host, long sampledAt, long startedAt, long uptimeSeconds,
                 int connections, int users, int cachedDocuments, Integer ownedDocuments,
                 long writesTotal, long broadcastsTotal, double writesPerSecond, double broadcastsPerSecond,
                 double[] writesSeries, double[] broadcastsSeries, double[] connectionsSeries,
-                List<HealthRoutes.Check> checks, List<DocumentRow> bySubscribers, List<DocumentRow> byWrites) {
+                List<HealthRoutes.Check> checks, long checkedAt, boolean watched, List<DocumentRow> bySubscribers, List<DocumentRow> byWrites) {
 
     /** {@code ref} stands in for {@code id} where the caller may not see ids; recent = about the last minute. */
     record DocumentRow(String id, String ref, int subscribers, long recentWrites, long lastModified) {}
@@ -34,6 +36,7 @@ record Snapshot(String instanceId, String host, long sampledAt, long startedAt, 
         array(series.putArray("writes"), writesSeries);
         array(series.putArray("broadcasts"), broadcastsSeries);
         array(series.putArray("connections"), connectionsSeries);
+        o.put("checkedAt", checkedAt).put("watched", watched);
         ArrayNode c = o.putArray("checks");
         for (HealthRoutes.Check check : checks) {
             ObjectNode x = c.addObject().put("name", check.name()).put("status", check.status())
