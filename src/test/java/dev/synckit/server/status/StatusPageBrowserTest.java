@@ -37,6 +37,12 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class StatusPageBrowserTest {
     private static final String KEY = "browser-test-admin-key";
+    /**
+     * Selenium ships CDP bindings for a few Chrome versions only and we use none, so its warning is noise. Held
+     * in a field: JUL keeps loggers weakly, and a collected one forgets its level.
+     */
+    private static final java.util.logging.Logger CDP_VERSIONS =
+            java.util.logging.Logger.getLogger("org.openqa.selenium.devtools.CdpVersionFinder");
     private static final String INSTALL = "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver";
 
     private static Path executable(String env, String fallback) {
@@ -44,7 +50,7 @@ class StatusPageBrowserTest {
         if (!Files.isExecutable(p)) {
             // Never skipped: a missing browser must not pass the build silently.
             fail(p + " is missing, so the status page cannot be tested in a browser. Install Chromium and its driver ("
-                    + INSTALL + "), or point " + env + " at them.");
+                    + INSTALL + "), or point " + env + " at it.");
         }
         return p;
     }
@@ -84,6 +90,7 @@ class StatusPageBrowserTest {
     void thePageShowsLiveFiguresFollowsWritesAndAsksForAKey() throws Exception {
         Path chromium = executable("SYNCKIT_CHROMIUM", "/usr/bin/chromium");
         Path driverPath = executable("SYNCKIT_CHROMEDRIVER", "/usr/bin/chromedriver");
+        CDP_VERSIONS.setLevel(Level.SEVERE);
         // An explicit driver executable: Selenium Manager would otherwise try to download one.
         System.setProperty("webdriver.chrome.driver", driverPath.toString());
         ChromeDriverService service = new ChromeDriverService.Builder().usingDriverExecutable(driverPath.toFile())

@@ -10,6 +10,11 @@ import dev.synckit.server.testing.TestRedis;
 import dev.synckit.server.testing.TestServer;
 import dev.synckit.server.testing.WsClient;
 import org.junit.jupiter.api.Test;
+import org.redisson.Redisson;
+import org.redisson.api.RBucket;
+import org.redisson.api.RedissonClient;
+import org.redisson.client.codec.StringCodec;
+import org.redisson.config.Config;
 
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -185,6 +190,7 @@ class StatusTest {
                     assertEquals(2, j.path("cluster").path("instances").asInt());
                     assertTrue(j.path("cluster").path("error").isMissingNode(), j.toString());
                 }
+                assertSnapshotKey(prefix, twoId);
                 // Instance one sees instance two's own figures (its connection), read from Redis.
                 awaitJson(one, Duration.ofSeconds(10), x -> {
                     for (JsonNode i : x.path("instances")) {
@@ -197,6 +203,22 @@ class StatusTest {
             }
             // Two stopped publishing: its snapshot expires (TTL 5 s) and one lists only itself.
             awaitJson(one, Duration.ofSeconds(10), x -> ids(x).equals(Set.of(oneId)));
+        }
+    }
+
+    /** The documented key holds the instance's snapshot, with a TTL of at most 5 s (so a dead instance drops out). */
+    private static void assertSnapshotKey(String prefix, String instanceId) throws Exception {
+        Config config = new Config();
+        config.useSingleServer().setAddress(TestRedis.url());
+        RedissonClient redis = Redisson.create(config);
+        try {
+            RBucket<String> bucket = redis.getBucket(prefix + "status:" + instanceId, StringCodec.INSTANCE);
+            long ttl = bucket.remainTimeToLive();
+            assertTrue(ttl > 0 && ttl <= 5000, "TTL " + ttl + " ms");
+            assertEquals(instanceId, Json.MAPPER.readTree(bucket.get()).path("instanceId").asText());
+            assertTrue(redis.getScoredSortedSet(prefix + "status-instances", StringCodec.INSTANCE).contains(instanceId));
+        } finally {
+            redis.shutdown();
         }
     }
 
