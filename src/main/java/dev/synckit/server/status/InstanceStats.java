@@ -1,6 +1,5 @@
 package dev.synckit.server.status;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.health.HealthRoutes;
 import dev.synckit.server.meters.Meters;
@@ -160,7 +159,6 @@ public final class InstanceStats implements AutoCloseable {
     ClusterBoard.Result cluster() {
         return cluster;
     }
-
 
     @Override
     public void close() {
