@@ -10,6 +10,8 @@ import dev.synckit.server.http.RouteTable;
 import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.pubsub.LocalFanOut;
 import dev.synckit.server.pubsub.RedisFanOut;
+import dev.synckit.server.status.InstanceStats;
+import dev.synckit.server.status.StatusRoutes;
 import dev.synckit.server.storage.MemoryStorage;
 import dev.synckit.server.storage.PostgresStorage;
 import dev.synckit.server.storage.StorageException;
@@ -50,10 +52,13 @@ public final class SyncServer implements AutoCloseable {
     private final ScheduledExecutorService cleanup;
     private final AtomicReference<HealthRoutes.Phase> phase;
     private final RouteTable routes;
+    private final InstanceStats stats;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
-                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, RouteTable routes) {
+                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, RouteTable routes,
+                       InstanceStats stats) {
         this.routes = routes;
+        this.stats = stats;
         this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
@@ -93,6 +98,8 @@ public final class SyncServer implements AutoCloseable {
         Gateway gateway = new Gateway(settings, authenticator, documents, writes, awareness);
         AtomicReference<HealthRoutes.Phase> phase = new AtomicReference<>(HealthRoutes.Phase.STARTING);
         RouteTable routes = new RouteTable();
+        HealthRoutes health = new HealthRoutes(routes, gateway, documents, storage, fanOut, writes, phase::get, authenticator);
+        InstanceStats stats = new InstanceStats(gateway, documents, writes, fanOut, health::checks).start();
 
         server.addProtocol(WsConfig.builder()
                         .name("websocket")
@@ -107,7 +114,8 @@ public final class SyncServer implements AutoCloseable {
                         .endpoint("/ws", gateway.listeners())
                         .endpoint("/", gateway.listeners()))
                 .routing(routing -> {
-                    routing.register("/", new HealthRoutes(routes, gateway, documents, storage, fanOut, writes, phase::get, authenticator));
+                    routing.register("/", health);
+                    routing.register("/status", new StatusRoutes(routes, stats, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(routes, authenticator, jwt, settings.auth())));
                     HttpApi.register(routing, routes, storage, documents, writes, authenticator, settings.limits().maxMessageBytes());
@@ -120,7 +128,7 @@ public final class SyncServer implements AutoCloseable {
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
         return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase,
-                routes);
+                routes, stats);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -257,6 +265,7 @@ public final class SyncServer implements AutoCloseable {
     public void close() {
         draining();
         cleanup.shutdownNow();
+        stats.close(); // before the fan-out: its Redis exchange uses the fan-out's client
         gateway.close();
         documents.close();
         // Leases go before storage finishes (already at the start of a graceful shutdown): the others take

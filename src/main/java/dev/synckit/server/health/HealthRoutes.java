@@ -49,7 +49,7 @@ public final class HealthRoutes implements HttpService {
     public enum Phase { STARTING, SERVING, DRAINING }
 
     /** One backend check: UP, DOWN, or DEGRADED (the instance still serves its clients durably). */
-    record Check(String name, String status, long latencyMs, String error) {}
+    public record Check(String name, String status, long latencyMs, String error) {}
 
     private final Gateway gateway;
     private final Documents documents;
@@ -82,6 +82,14 @@ public final class HealthRoutes implements HttpService {
                 .get("/health/live", this::live)
                 .get("/health/ready", this::ready)
                 .get("/", this::root);
+    }
+
+    /**
+     * The shared backend checks (at most {@link #CHECKS_MAX_AGE} old; may wait for a running round, at most
+     * {@link #CHECK_TIMEOUT_MILLIS}), for the status page, which must not start probes of its own.
+     */
+    public List<Check> checks() {
+        return backend.current();
     }
 
     private List<Check> runChecks() {

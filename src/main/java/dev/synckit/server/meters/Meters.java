@@ -114,6 +114,20 @@ public final class Meters {
         counter("synckit.messages.out", "Messages sent by type", "type", type).increment();
     }
 
+    /** What {@link #messageOut} counted for one type so far (the status page derives broadcast rates from it). */
+    public static long messagesOut(String type) {
+        return counter("synckit.messages.out", "Messages sent by type", "type", type).sum();
+    }
+
+    /** A write this instance committed (a retry of a write already stored is acknowledged again, not counted). */
+    public static void writeCommitted() {
+        counter("synckit.writes.committed", "Writes committed by this instance").increment();
+    }
+
+    public static long writesCommitted() {
+        return counter("synckit.writes.committed", "Writes committed by this instance").sum();
+    }
+
     public static void healthProbe(String check) {
         counter("synckit.health.probes", "Backend probes run for the health endpoints", "check", check).increment();
     }

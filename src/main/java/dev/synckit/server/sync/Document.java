@@ -43,6 +43,8 @@ final class Document {
     TextState text;
     DataTypes types;
     long lastModified;
+    /** Writes committed here since the document was cached; incremented under lock, read without it (status page). */
+    volatile long writes;
     boolean evicted;
     /** Writes submitted to storage and not yet settled, in commit order. */
     final ArrayDeque<PendingWrite> inFlight = new ArrayDeque<>();

@@ -494,6 +494,8 @@ public final class Documents {
         CommitResult.Applied applied = w.result() instanceof CommitResult.Applied a ? a : null;
         if (applied != null) {
             cache(doc, applied);
+            doc.writes++; // under the lock: the only writer of the field
+            Meters.writeCommitted();
         }
         sendAck(w.writer, w.ackId);
         w.settled.accept(null);
@@ -736,12 +738,12 @@ public final class Documents {
         return evicted;
     }
 
-    /** Per-document figures for {@code /health}. */
-    public record Summary(String id, int subscribers, long lastModified) {}
+    /** Per-document figures for {@code /health} and the status page; {@code writes} committed here since cached. */
+    public record Summary(String id, int subscribers, long lastModified, long writes) {}
 
     public List<Summary> summaries() {
         return cache.values().stream()
-                .map(d -> new Summary(d.id, d.subscribers.size(), d.lastModified))
+                .map(d -> new Summary(d.id, d.subscribers.size(), d.lastModified, d.writes))
                 .sorted(Comparator.comparing(Summary::id))
                 .toList();
     }
