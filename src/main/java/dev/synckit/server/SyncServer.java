@@ -14,6 +14,7 @@ import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Awareness;
 import dev.synckit.server.sync.Documents;
+import dev.synckit.server.webhooks.Webhooks;
 import dev.synckit.server.ws.Gateway;
 import io.helidon.webserver.WebServerConfig;
 import io.helidon.webserver.websocket.WsConfig;
@@ -46,9 +47,12 @@ public final class SyncServer implements AutoCloseable {
     private final Gateway gateway;
     private final ScheduledExecutorService cleanup;
     private final AtomicReference<HealthRoutes.Phase> phase;
+    /** Null when no webhook URL is configured. */
+    private final Webhooks webhooks;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
-                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase) {
+                       ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, Webhooks webhooks) {
+        this.webhooks = webhooks;
         this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
@@ -65,6 +69,10 @@ public final class SyncServer implements AutoCloseable {
         FanOut fanOut = openFanOut(settings);
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),
                 settings.sync().batchDelay(), settings.limits().maxDocumentBytes());
+        Webhooks webhooks = settings.webhooks().enabled() ? Webhooks.start(settings.webhooks()) : null;
+        if (webhooks != null) {
+            documents.onCommitted(webhooks::changed);
+        }
         Awareness awareness = new Awareness(documents::subscribers, fanOut, settings.sync().awarenessTimeout(), clock);
         fanOut.start(new FanOut.Remote() {
             @Override
@@ -110,7 +118,8 @@ public final class SyncServer implements AutoCloseable {
                     + " Development only; never enable it in a deployment");
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
-        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase);
+        return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase,
+                webhooks);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -207,6 +216,10 @@ public final class SyncServer implements AutoCloseable {
         return gateway;
     }
 
+    public java.util.Optional<Webhooks> webhooks() {
+        return java.util.Optional.ofNullable(webhooks);
+    }
+
     /** The web server is up: readiness may report UP. */
     public void serving() {
         phase.set(HealthRoutes.Phase.SERVING);
@@ -253,6 +266,10 @@ public final class SyncServer implements AutoCloseable {
         storage.close();
         writes.close();
         fanOut.close();
+        // Last: storage has settled its final commits into it, and its grace should not delay the fan-out.
+        if (webhooks != null) {
+            webhooks.close();
+        }
     }
 
     static Duration uptime() {
