@@ -154,6 +154,12 @@ public final class Webhooks implements AutoCloseable {
             return;
         }
         long now = nanos.getAsLong();
+        if (debounceNanos == 0) {
+            // One delivery per write, queued right here (offers never block): going through the releaser would
+            // coalesce whatever arrived before it ran.
+            enqueue(documentId, new Pending(kind, seq, updatedAt, now, 0));
+            return;
+        }
         boolean[] opened = {false};
         pending.compute(documentId, (id, p) -> {
             if (p == null) {

@@ -94,6 +94,18 @@ class WebhookQueueTest {
     }
 
     @Test
+    void withoutADebounceEveryWriteIsItsOwnDeliveryInCommitOrder() {
+        Webhooks w = new Webhooks(settings(Duration.ZERO, 100), NONE, new AtomicLong()::get);
+        w.changed("a", 1, 1, true);
+        w.changed("a", 2, 2, false);
+        w.changed("a", 3, 3, false);
+        List<Webhooks.Delivery> queued = w.queued(0);
+        assertEquals(List.of(1L, 2L, 3L), queued.stream().map(Webhooks.Delivery::seq).toList(), "queued at once, none merged");
+        assertEquals(List.of(Webhooks.Kind.CREATED, Webhooks.Kind.CHANGED, Webhooks.Kind.CHANGED),
+                queued.stream().map(Webhooks.Delivery::kind).toList());
+    }
+
+    @Test
     void aFullQueueDropsItsOldestDeliveries() {
         AtomicLong now = new AtomicLong();
         Webhooks w = new Webhooks(settings(Duration.ZERO, 3), NONE, now::get);
