@@ -18,6 +18,7 @@ import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Awareness;
 import dev.synckit.server.sync.Documents;
+import dev.synckit.server.webhooks.Webhooks;
 import dev.synckit.server.ws.Gateway;
 import io.helidon.http.Method;
 import io.helidon.webserver.WebServerConfig;
@@ -53,12 +54,15 @@ public final class SyncServer implements AutoCloseable {
     private final AtomicReference<HealthRoutes.Phase> phase;
     private final RouteTable routes;
     private final InstanceStats stats;
+    /** Null when no webhook URL is configured. */
+    private final Webhooks webhooks;
 
     private SyncServer(StorageAdapter storage, FanOut fanOut, Documents documents, Writes writes, Gateway gateway,
                        ScheduledExecutorService cleanup, AtomicReference<HealthRoutes.Phase> phase, RouteTable routes,
-                       InstanceStats stats) {
+                       InstanceStats stats, Webhooks webhooks) {
         this.routes = routes;
         this.stats = stats;
+        this.webhooks = webhooks;
         this.writes = writes;
         this.phase = phase;
         this.cleanup = cleanup;
@@ -75,6 +79,10 @@ public final class SyncServer implements AutoCloseable {
         FanOut fanOut = openFanOut(settings);
         Documents documents = new Documents(storage, fanOut, settings.sync().maxCachedDocuments(),
                 settings.sync().batchDelay(), settings.limits().maxDocumentBytes());
+        Webhooks webhooks = settings.webhooks().enabled() ? Webhooks.start(settings.webhooks()) : null;
+        if (webhooks != null) {
+            documents.onCommitted(webhooks::changed);
+        }
         Awareness awareness = new Awareness(documents::subscribers, fanOut, settings.sync().awarenessTimeout(), clock);
         fanOut.start(new FanOut.Remote() {
             @Override
@@ -118,7 +126,12 @@ public final class SyncServer implements AutoCloseable {
                     routing.register("/status", new StatusRoutes(routes, stats, authenticator));
                     authenticator.jwt().ifPresent(jwt -> routing.register("/auth",
                             new AuthRoutes(routes, authenticator, jwt, settings.auth())));
-                    HttpApi.register(routing, routes, storage, documents, writes, authenticator, settings.limits().maxMessageBytes());
+                    HttpApi.register(routing, routes, storage, documents, writes, authenticator, settings.limits().maxMessageBytes(),
+                            id -> {
+                                if (webhooks != null) {
+                                    webhooks.deleted(id);
+                                }
+                            });
                 });
         routes.served(Method.GET, "/metrics");
         routes.served(Method.GET, "/ws");
@@ -128,7 +141,7 @@ public final class SyncServer implements AutoCloseable {
         }
         LOG.info(() -> "storage: " + storage.describe() + "; fan-out: " + fanOut.describe());
         return new SyncServer(storage, fanOut, documents, writes, gateway, scheduleCleanup(storage, settings.storage()), phase,
-                routes, stats);
+                routes, stats, webhooks);
     }
 
     /** PostgreSQL when configured (failing startup if it is unusable), otherwise the in-memory store. */
@@ -230,6 +243,10 @@ public final class SyncServer implements AutoCloseable {
         return routes;
     }
 
+    public java.util.Optional<Webhooks> webhooks() {
+        return java.util.Optional.ofNullable(webhooks);
+    }
+
     /** The web server is up: readiness may report UP. */
     public void serving() {
         phase.set(HealthRoutes.Phase.SERVING);
@@ -277,6 +294,10 @@ public final class SyncServer implements AutoCloseable {
         storage.close();
         writes.close();
         fanOut.close();
+        // Last: storage has settled its final commits into it, and its grace should not delay the fan-out.
+        if (webhooks != null) {
+            webhooks.close();
+        }
     }
 
     static Duration uptime() {

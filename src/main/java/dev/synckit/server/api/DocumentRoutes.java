@@ -29,6 +29,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /**
  * {@code /documents}: list, read, write (PATCH) and delete documents from a backend. Reads come from storage,
@@ -49,9 +50,11 @@ public final class DocumentRoutes implements HttpService {
     private final Callers callers;
     private final Bodies bodies;
     private final ServerWrites writes;
+    private final Consumer<String> deleted;
 
     DocumentRoutes(RouteTable table, StorageAdapter storage, Documents documents, Callers callers, Bodies bodies,
-                   ServerWrites writes) {
+                   ServerWrites writes, Consumer<String> deleted) {
+        this.deleted = deleted;
         this.table = table;
         this.storage = storage;
         this.documents = documents;
@@ -121,6 +124,7 @@ public final class DocumentRoutes implements HttpService {
         if (!changes.isEmpty()) {
             writes.apply(id, changes, key);
         }
+        deleted.accept(id);
         ObjectNode body = Json.object().put("id", id).put("deleted", true);
         ArrayNode deleted = body.putArray("fields");
         changes.forEach(c -> deleted.add(c.field()));

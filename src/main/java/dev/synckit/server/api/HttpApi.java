@@ -8,6 +8,7 @@ import dev.synckit.server.sync.Documents;
 import io.helidon.webserver.http.HttpRouting;
 
 import java.time.Duration;
+import java.util.function.Consumer;
 
 /**
  * The server API for backends (documents, snapshots) and its OpenAPI description. It shares the sync core with
@@ -23,11 +24,16 @@ public final class HttpApi {
     private HttpApi() {
     }
 
+    /**
+     * @param deleted told the id of each document a {@code DELETE /documents/{id}} emptied, after its write
+     *                committed (the webhooks' {@code document.deleted})
+     */
     public static void register(HttpRouting.Builder routing, RouteTable table, StorageAdapter storage, Documents documents,
-                                Writes writes, Authenticator authenticator, int maxBodyBytes) {
+                                Writes writes, Authenticator authenticator, int maxBodyBytes, Consumer<String> deleted) {
         Callers callers = new Callers(authenticator);
         ServerWrites serverWrites = new ServerWrites(writes, WRITE_TIMEOUT);
-        routing.register("/documents", new DocumentRoutes(table, storage, documents, callers, new Bodies(maxBodyBytes), serverWrites))
+        routing.register("/documents", new DocumentRoutes(table, storage, documents, callers, new Bodies(maxBodyBytes), serverWrites,
+                        deleted))
                 .register("/snapshots", new SnapshotRoutes(table, storage, callers, serverWrites))
                 .register("/openapi", new OpenApiRoutes(table));
     }

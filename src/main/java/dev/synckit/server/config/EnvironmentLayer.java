@@ -23,6 +23,11 @@ final class EnvironmentLayer {
             Map.entry("JWT_AUDIENCE", "synckit.auth.jwt-audience"), // C#
             // Ours, not upstream: the generic name SYNCKIT_AUTH_DEV_dash_LOGIN is too easy to get wrong.
             Map.entry("SYNCKIT_AUTH_DEV_LOGIN", "synckit.auth.dev-login"),
+            // Ours: webhook keys with a hyphen, which the generic mapping would spell _dash_.
+            Map.entry("SYNCKIT_WEBHOOKS_DEBOUNCE_MS", "synckit.webhooks.debounce-ms"),
+            Map.entry("SYNCKIT_WEBHOOKS_MAX_QUEUED", "synckit.webhooks.max-queued"),
+            Map.entry("SYNCKIT_WEBHOOKS_MAX_ATTEMPTS", "synckit.webhooks.max-attempts"),
+            Map.entry("SYNCKIT_WEBHOOKS_TIMEOUT_MS", "synckit.webhooks.timeout-ms"),
             Map.entry("SYNCKIT_MAX_CONNECTIONS_PER_IP", "synckit.limits.max-connections-per-ip"),
             Map.entry("SYNCKIT_MAX_MESSAGES_PER_MINUTE", "synckit.limits.max-messages-per-minute"),
             Map.entry("WS_MAX_CONNECTIONS", "synckit.limits.max-connections"),

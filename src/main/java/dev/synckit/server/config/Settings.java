@@ -3,10 +3,14 @@ package dev.synckit.server.config;
 import dev.synckit.server.net.TrustedProxies;
 import io.helidon.config.Config;
 
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -16,7 +20,7 @@ import java.util.regex.Pattern;
  * classpath, so this class holds no default values of its own.
  */
 public record Settings(Server server, Auth auth, Limits limits, WebSocket websocket, Sync sync,
-                       Storage storage, Redis redis, Cluster cluster) {
+                       Storage storage, Redis redis, Cluster cluster, Webhooks webhooks) {
 
     public record Server(String host, int port) {}
 
@@ -75,6 +79,22 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
      */
     public record Cluster(boolean ownership, Duration lease, Duration forwardTimeout, Duration idleRelease) {}
 
+    /**
+     * Webhooks, off while {@code urls} is empty: after a commit, one POST per document and {@code debounce}
+     * window to each URL, signed with {@code secret} when it is set. A delivery is tried up to {@code maxAttempts}
+     * times, each bounded by {@code timeout}, waiting {@code retryBackoff} doubling up to {@code maxBackoff}
+     * between tries; at most {@code maxQueued} deliveries wait per URL. {@code events} holds some of
+     * {@link #EVENTS}.
+     */
+    public record Webhooks(List<URI> urls, Set<String> events, Duration debounce, String secret, int maxQueued,
+                           int maxAttempts, Duration retryBackoff, Duration maxBackoff, Duration timeout) {
+        public static final Set<String> EVENTS = Set.of("changed", "created", "deleted");
+
+        public boolean enabled() {
+            return !urls.isEmpty();
+        }
+    }
+
     private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d|w)?");
 
     public static Settings from(Config root) {
@@ -101,7 +121,8 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                         integer(s, "redis.netty-threads"),
                         integer(s, "redis.connection-pool-size"), duration(s, "redis.timeout-ms", "ms")),
                 new Cluster(bool(s, "cluster.ownership"), duration(s, "cluster.lease-ms", "ms"),
-                        duration(s, "cluster.forward-timeout-ms", "ms"), duration(s, "cluster.idle-release-ms", "ms")));
+                        duration(s, "cluster.forward-timeout-ms", "ms"), duration(s, "cluster.idle-release-ms", "ms")),
+                webhooks(s));
         settings.validate();
         return settings;
     }
@@ -122,6 +143,41 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 duration(s, "storage.cleanup.delta-retention", "s"), duration(s, "storage.cleanup.session-retention", "s"),
                 duration(s, "storage.socket-timeout-ms", "ms"), duration(s, "storage.lock-timeout-ms", "ms"),
                 integer(s, "storage.cleanup.batch-size"), integer(s, "storage.deltas-per-document"));
+    }
+
+    private static Webhooks webhooks(Config s) {
+        List<URI> urls = strings(s, "webhooks.urls").stream().map(Settings::webhookUrl).toList();
+        Set<String> events = new LinkedHashSet<>();
+        for (String raw : list(string(s, "webhooks.events"))) {
+            // "document.changed" as in the payload, or just "changed".
+            String event = raw.toLowerCase(Locale.ROOT).replaceFirst("^document\\.", "");
+            if (!Webhooks.EVENTS.contains(event)) {
+                throw new ConfigException("synckit.webhooks.events (SYNCKIT_WEBHOOKS_EVENTS) has '" + raw
+                        + "'; list some of changed, created, deleted (comma separated)");
+            }
+            events.add(event);
+        }
+        return new Webhooks(urls, Set.copyOf(events), duration(s, "webhooks.debounce-ms", "ms"),
+                string(s, "webhooks.secret"), integer(s, "webhooks.max-queued"), integer(s, "webhooks.max-attempts"),
+                duration(s, "webhooks.retry-backoff-ms", "ms"), duration(s, "webhooks.max-backoff-ms", "ms"),
+                duration(s, "webhooks.timeout-ms", "ms"));
+    }
+
+    /** An absolute http(s) URL with a host; the message masks credentials the URL may carry. */
+    private static URI webhookUrl(String raw) {
+        URI uri;
+        try {
+            uri = new URI(raw);
+        } catch (URISyntaxException e) {
+            uri = null;
+        }
+        if (uri == null || uri.getHost() == null || uri.getScheme() == null
+                || !(uri.getScheme().equalsIgnoreCase("http") || uri.getScheme().equalsIgnoreCase("https"))) {
+            throw new ConfigException("synckit.webhooks.urls (SYNCKIT_WEBHOOKS_URLS) has '"
+                    + raw.replaceAll("//[^@/]*@", "//***@") + "', which is not an http:// or https:// URL with a host;"
+                    + " list the receivers' URLs comma separated, e.g. https://hooks.example.com/synckit");
+        }
+        return uri;
     }
 
     private static TrustedProxies trustedProxies(Config s) {
@@ -223,6 +279,7 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
         positiveRedis(redis);
         validCluster(cluster);
+        validWebhooks(webhooks);
         if (redis.enabled() && !redis.url.startsWith("redis://") && !redis.url.startsWith("rediss://")
                 && !redis.url.matches("[^,/]+:\\d+(,.*)?")) {
             throw new ConfigException("synckit.redis.url (REDIS_URL) is '" + redis.url.replaceAll("(?i)password=[^,]*", "password=***")
@@ -281,6 +338,25 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
         }
     }
 
+    private static void validWebhooks(Webhooks webhooks) {
+        if (!webhooks.enabled()) {
+            return;
+        }
+        if (webhooks.events.isEmpty()) {
+            throw new ConfigException("synckit.webhooks.urls is set but synckit.webhooks.events is empty, so nothing would"
+                    + " be delivered; list some of changed, created, deleted, or unset the URLs");
+        }
+        positive("synckit.webhooks.max-queued", webhooks.maxQueued);
+        positive("synckit.webhooks.max-attempts", webhooks.maxAttempts);
+        if (webhooks.timeout.isZero() || webhooks.retryBackoff.isZero()) {
+            throw new ConfigException("synckit.webhooks.timeout-ms and synckit.webhooks.retry-backoff-ms must be above 0");
+        }
+        if (webhooks.maxBackoff.compareTo(webhooks.retryBackoff) < 0) {
+            throw new ConfigException("synckit.webhooks.max-backoff-ms (" + webhooks.maxBackoff.toMillis()
+                    + ") must be at least synckit.webhooks.retry-backoff-ms (" + webhooks.retryBackoff.toMillis() + ")");
+        }
+    }
+
     private static void positiveRedis(Redis redis) {
         positive("synckit.redis.netty-threads", redis.nettyThreads);
         positive("synckit.redis.connection-pool-size", redis.connectionPoolSize);
@@ -318,7 +394,9 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
                 + " storage=" + storage.type + (storage.postgres()
                 ? " db=" + dev.synckit.server.config.DatabaseUrl.parse(storage.url, storage.user, storage.password).masked()
                 + " pool=" + storage.poolSize + " migrateOnStart=" + storage.migrateOnStart
-                + " socketTimeout=" + storage.socketTimeout.toMillis() + "ms lockTimeout=" + storage.lockTimeout.toMillis() + "ms" : "");
+                + " socketTimeout=" + storage.socketTimeout.toMillis() + "ms lockTimeout=" + storage.lockTimeout.toMillis() + "ms" : "")
+                + " webhooks=" + (webhooks.enabled() ? webhooks.urls.size() + " url(s) events=" + webhooks.events
+                + " debounce=" + webhooks.debounce.toMillis() + "ms signed=" + !webhooks.secret.isEmpty() : "off");
     }
 
     private static Config node(Config c, String key) {
@@ -375,6 +453,15 @@ public record Settings(Server server, Auth auth, Limits limits, WebSocket websoc
             case "d" -> Duration.ofDays(n);
             default -> Duration.ofDays(7 * n);
         };
+    }
+
+    /** A comma-separated string, or a YAML list. */
+    private static List<String> strings(Config c, String key) {
+        Config n = node(c, key);
+        if (n.isLeaf()) {
+            return list(string(c, key));
+        }
+        return n.asList(String.class).get().stream().map(String::trim).filter(x -> !x.isEmpty()).toList();
     }
 
     private static List<String> list(String csv) {

@@ -211,4 +211,37 @@ public final class Meters {
     public static void forwardRetried() {
         counter("synckit.forwarded.retries", "Forwarded writes sent again after an owner change or timeout").increment();
     }
+
+    // ---- webhooks (package webhooks) --------------------------------------------------------------------
+
+    /** A delivery a receiver answered with 2xx; the latency runs from the (first) commit it reports. */
+    public static void webhookDelivered(String event, long nanosSinceCommit) {
+        counter("synckit.webhooks.delivered", "Webhook deliveries answered with 2xx", "event", event).increment();
+        timer("synckit.webhooks.latency", "Commit to webhook delivered").record(Duration.ofNanos(nanosSinceCommit));
+    }
+
+    /** {@code reason}: status (not 2xx), timeout, io (connection refused, reset, …). Each is retried or given up. */
+    public static void webhookAttemptFailed(String reason) {
+        counter("synckit.webhooks.failed.attempts", "Webhook attempts that failed", "reason", reason).increment();
+    }
+
+    /** A delivery that failed every one of its attempts. */
+    public static void webhookGivenUp() {
+        counter("synckit.webhooks.given.up", "Webhook deliveries abandoned after their last attempt").increment();
+    }
+
+    /** {@code reason}: queue-full (the oldest waiting delivery made room), shutdown (not sent within the grace). */
+    public static void webhookDropped(String reason) {
+        counter("synckit.webhooks.dropped", "Webhook deliveries dropped without being delivered", "reason", reason).increment();
+    }
+
+    /** Registers the gauge of webhook deliveries waiting (once per process; later calls replace the source). */
+    public static void webhooksQueued(java.util.function.IntSupplier queued) {
+        WEBHOOKS_QUEUED.set(queued);
+        CACHE.computeIfAbsent("synckit.webhooks.queued", k -> registry().getOrCreate(Gauge.builder(k,
+                () -> WEBHOOKS_QUEUED.get().getAsInt()).description("Webhook deliveries waiting (debouncing or queued)")));
+    }
+
+    private static final java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier> WEBHOOKS_QUEUED =
+            new java.util.concurrent.atomic.AtomicReference<>(() -> 0);
 }

@@ -75,6 +75,19 @@ public final class Documents {
     /** Documents whose catch-up from storage failed and is being retried, with a count of failures. */
     private final ConcurrentHashMap<String, Long> stale = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    private volatile Committed committed = (documentId, seq, timestamp, created) -> { };
+
+    /** Told of each write this instance committed (not of other instances' writes), after its ack is queued. */
+    @FunctionalInterface
+    public interface Committed {
+        /** Runs under the document's lock: must not block. {@code created}: the document's first write. */
+        void committed(String documentId, long seq, long timestamp, boolean created);
+    }
+
+    /** Set once at wiring, before clients connect (webhooks). */
+    public void onCommitted(Committed listener) {
+        this.committed = listener;
+    }
 
     /** @param maxDocumentBytes writes that would grow a document past this are refused ({@code DOCUMENT_TOO_LARGE}) */
     public Documents(StorageAdapter storage, FanOut fanOut, int maxCached, Duration batchDelay, long maxDocumentBytes) {
@@ -504,6 +517,10 @@ public final class Documents {
         }
         Relay.committed(doc, w.writer, w.typeOps);
         fanOut.publish(applied.write(), w.typeOps);
+        DocumentWrite write = applied.write();
+        if (write.lastSeq() > write.baseSeq()) { // only here, where it committed: one instance tells of each write
+            committed.committed(doc.id, write.lastSeq(), write.timestamp(), write.baseSeq() == 0);
+        }
     }
 
     /** Brings the cached state up to the applied write and queues its fields for broadcast. */
