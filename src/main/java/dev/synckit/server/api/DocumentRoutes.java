@@ -99,14 +99,14 @@ public final class DocumentRoutes implements HttpService {
     }
 
     private void read(ServerRequest req, ServerResponse res) throws StorageException {
-        String id = req.path().pathParameters().get("id");
+        String id = HttpApi.documentId(req, "id");
         callers.reader(req, id);
         StoredDocument doc = existing(id);
         JsonReply.send(res, view(doc, documents.subscribers(id).size()));
     }
 
     private void patch(ServerRequest req, ServerResponse res) throws StorageException {
-        String id = req.path().pathParameters().get("id");
+        String id = HttpApi.documentId(req, "id");
         callers.writer(req, id);
         String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
         List<FieldChange> changes = ServerWrites.changes(bodies.object(req).get("fields"));
@@ -115,7 +115,7 @@ public final class DocumentRoutes implements HttpService {
     }
 
     private void delete(ServerRequest req, ServerResponse res) throws StorageException {
-        String id = req.path().pathParameters().get("id");
+        String id = HttpApi.documentId(req, "id");
         callers.admin(req);
         String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
         StoredDocument doc = existing(id);

@@ -2,10 +2,15 @@ package dev.synckit.server.api;
 
 import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.cluster.Writes;
+import dev.synckit.server.http.HttpFailure;
 import dev.synckit.server.http.RouteTable;
+import dev.synckit.server.protocol.Codec;
+import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Documents;
+import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRouting;
+import io.helidon.webserver.http.ServerRequest;
 
 import java.time.Duration;
 import java.util.function.Consumer;
@@ -22,6 +27,16 @@ public final class HttpApi {
     static final Duration WRITE_TIMEOUT = Duration.ofSeconds(30);
 
     private HttpApi() {
+    }
+
+    /** The document id in a path parameter, held to the WebSocket's rule (PROTOCOL.md §8.1), or 400. */
+    static String documentId(ServerRequest req, String parameter) {
+        try {
+            return Codec.validDocumentId(req.path().pathParameters().get(parameter));
+        } catch (ProtocolException e) {
+            throw new HttpFailure(Status.BAD_REQUEST_400, e.code(), e.getMessage()
+                    + ": document ids are 1-255 characters of letters, digits, '_', ':' and '-'");
+        }
     }
 
     /**

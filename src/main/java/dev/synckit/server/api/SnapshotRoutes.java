@@ -58,14 +58,14 @@ public final class SnapshotRoutes implements HttpService {
     }
 
     private void create(ServerRequest req, ServerResponse res) throws StorageException {
-        String documentId = req.path().pathParameters().get("documentId");
+        String documentId = HttpApi.documentId(req, "documentId");
         callers.writer(req, documentId);
         Snapshot s = storage.saveSnapshot(documentId).orElseThrow(() -> HttpFailure.notFound("Document not found"));
         JsonReply.send(res, json(s, false));
     }
 
     private void latest(ServerRequest req, ServerResponse res) throws StorageException {
-        String documentId = req.path().pathParameters().get("documentId");
+        String documentId = HttpApi.documentId(req, "documentId");
         callers.reader(req, documentId);
         List<Snapshot> newest = storage.snapshots(documentId, 1);
         if (newest.isEmpty()) {
@@ -75,7 +75,7 @@ public final class SnapshotRoutes implements HttpService {
     }
 
     private void list(ServerRequest req, ServerResponse res) throws StorageException {
-        String documentId = req.path().pathParameters().get("documentId");
+        String documentId = HttpApi.documentId(req, "documentId");
         callers.reader(req, documentId);
         int limit = DocumentRoutes.intParam(req.query().first("limit").orElse(null), DEFAULT_LIST, MAX_LIST, "limit");
         List<Snapshot> snapshots = storage.snapshots(documentId, limit);

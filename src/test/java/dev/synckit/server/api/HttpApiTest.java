@@ -135,6 +135,11 @@ class HttpApiTest {
             Http.Reply big = http.patch("/documents/" + doc, "{\"fields\":{\"blob\":\"" + "x".repeat(70_000) + "\"}}");
             assertEquals(413, big.status(), big.raw());
             assertEquals("MESSAGE_TOO_LARGE", big.error());
+            Http.Reply badId = http.patch("/documents/has%20space", "{\"fields\":{\"a\":1}}");
+            assertEquals(400, badId.status(), badId.raw());
+            assertEquals("INVALID_DOCUMENT_ID", badId.error());
+            assertEquals(400, http.get("/documents/" + "x".repeat(256)).status());
+            assertEquals(400, http.post("/snapshots/bad%2Aid", null).status());
             Http.Reply missing = http.get("/documents/" + doc);
             assertEquals(404, missing.status());
             assertEquals("NOT_FOUND", missing.error());
