@@ -5,7 +5,6 @@ import dev.synckit.server.cluster.Writes;
 import dev.synckit.server.http.HttpFailure;
 import dev.synckit.server.protocol.Message;
 import dev.synckit.server.protocol.Message.FieldChange;
-import dev.synckit.server.protocol.Outbound;
 import dev.synckit.server.protocol.ProtocolException;
 import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.sync.Peer;
@@ -81,7 +80,7 @@ final class ServerWrites {
     /** Applies the changes and returns once they are committed (or the store refused them, as an {@link HttpFailure}). */
     void apply(String documentId, List<FieldChange> changes, String idempotencyKey) {
         CompletableFuture<Exception> settled = new CompletableFuture<>();
-        Peer writer = new HttpWriter("http-" + writers.incrementAndGet());
+        Peer writer = Peer.detached("http-" + writers.incrementAndGet());
         WriteRequest request = new WriteRequest(documentId, changes, Map.of(), List.of(), writer.id(),
                 idempotencyKey == null ? null : CLIENT_ID, idempotencyKey);
         try {
@@ -117,20 +116,5 @@ final class ServerWrites {
     private static HttpFailure unavailable(StorageException e) {
         return new HttpFailure(Status.SERVICE_UNAVAILABLE_503, "STORAGE_UNAVAILABLE",
                 "The write was not committed (nothing changed): " + e.getMessage() + ". Retry later");
-    }
-
-    /** The writer of one HTTP request: it subscribes to nothing, and its answer is the request's outcome, not a frame. */
-    private record HttpWriter(String id) implements Peer {
-        @Override
-        public void send(Outbound message) {
-        }
-
-        @Override
-        public void subscribed(String documentId) {
-        }
-
-        @Override
-        public void unsubscribed(String documentId) {
-        }
     }
 }

@@ -493,7 +493,7 @@ public final class Writes implements AutoCloseable {
                 continue;
             }
             try {
-                documents.write(new ForwardedWriter(w.request().writerId()), false, w.request(), fence, error -> {
+                documents.write(Peer.detached(w.request().writerId()), false, w.request(), fence, error -> {
                     Forwarding.Outcome outcome;
                     if (error == null) {
                         outcome = new Forwarding.Outcome(w.rid(), Forwarding.Status.OK, null, null);
@@ -512,21 +512,6 @@ public final class Writes implements AutoCloseable {
                 LOG.log(Level.WARNING, "a write to " + documentId + " forwarded by " + from + " failed", e);
                 forwarding.answer(from, new Forwarding.Outcome(w.rid(), Forwarding.Status.ERROR, "Delta application failed", null));
             }
-        }
-    }
-
-    /** The writer of a forwarded write as the core sees it: its answer goes back through {@link Forwarding}. */
-    private record ForwardedWriter(String id) implements Peer {
-        @Override
-        public void send(Outbound message) {
-        }
-
-        @Override
-        public void subscribed(String documentId) {
-        }
-
-        @Override
-        public void unsubscribed(String documentId) {
         }
     }
 

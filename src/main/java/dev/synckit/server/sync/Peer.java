@@ -14,8 +14,30 @@ public interface Peer {
 
     void unsubscribed(String documentId);
 
+    /**
+     * A writer with no connection behind it (an HTTP request, a write forwarded from another instance): it
+     * subscribes to nothing, and its answer reaches the caller through the write's {@code settled} callback.
+     */
+    static Peer detached(String id) {
+        return new Detached(id);
+    }
+
     /** Whether this peer has written as the given SDK client id (so it already applied that client's ops). */
     default boolean speaksFor(String clientId) {
         return false;
+    }
+
+    record Detached(String id) implements Peer {
+        @Override
+        public void send(Outbound message) {
+        }
+
+        @Override
+        public void subscribed(String documentId) {
+        }
+
+        @Override
+        public void unsubscribed(String documentId) {
+        }
     }
 }

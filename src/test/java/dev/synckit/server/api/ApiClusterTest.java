@@ -21,11 +21,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** HTTP writes in a cluster (PostgreSQL + Redis, document ownership) and across a crash. */
 class ApiClusterTest {
 
-    private static Map<String, String> node(TestDatabase db, String prefix) {
-        return Map.of("synckit.storage.url", db.url(), "synckit.redis.url", TestRedis.url(),
-                "synckit.redis.channel-prefix", prefix, "synckit.redis.timeout-ms", "1000");
-    }
-
     private static WsClient subscribed(TestServer server, String doc) {
         WsClient c = WsClient.binary(server.wsUri());
         c.send(MessageType.SUBSCRIBE, Json.object().put("documentId", doc));
@@ -42,8 +37,8 @@ class ApiClusterTest {
         String prefix = TestRedis.freshPrefix();
         String doc = "cluster-api-doc";
         try (TestDatabase db = TestDatabase.create();
-             TestServer a = TestServer.start(node(db, prefix));
-             TestServer b = TestServer.start(node(db, prefix));
+             TestServer a = TestServer.start(TestRedis.node(db, prefix));
+             TestServer b = TestServer.start(TestRedis.node(db, prefix));
              WsClient onA = subscribed(a, doc);
              WsClient onB = subscribed(b, doc)) {
             Http httpA = new Http(a::httpUri);

@@ -177,10 +177,10 @@ class StatusTest {
     @Test
     void twoInstancesSharingRedisEachListBoth() throws Exception {
         String prefix = TestRedis.freshPrefix();
-        try (TestDatabase db = TestDatabase.create(); TestServer one = TestServer.start(node(db, prefix))) {
+        try (TestDatabase db = TestDatabase.create(); TestServer one = TestServer.start(TestRedis.node(db, prefix))) {
             String oneId;
             String twoId;
-            try (TestServer two = TestServer.start(node(db, prefix)); WsClient onTwo = subscriber(two, "cluster-status-doc")) {
+            try (TestServer two = TestServer.start(TestRedis.node(db, prefix)); WsClient onTwo = subscriber(two, "cluster-status-doc")) {
                 oneId = json(one).path("instanceId").asText();
                 twoId = json(two).path("instanceId").asText();
                 assertFalse(oneId.equals(twoId) || oneId.equals("local"), oneId + " / " + twoId);
@@ -223,11 +223,6 @@ class StatusTest {
     }
 
     /** Several instances need a shared PostgreSQL besides Redis (as in ClusterTest). */
-    private static Map<String, String> node(TestDatabase db, String prefix) {
-        return Map.of("synckit.storage.url", db.url(), "synckit.redis.url", TestRedis.url(),
-                "synckit.redis.channel-prefix", prefix, "synckit.redis.timeout-ms", "1000");
-    }
-
     private static Set<String> ids(JsonNode status) {
         Set<String> out = new HashSet<>();
         status.path("instances").forEach(i -> out.add(i.path("instanceId").asText()));

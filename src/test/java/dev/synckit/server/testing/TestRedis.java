@@ -66,4 +66,10 @@ public final class TestRedis {
     public static String freshPrefix() {
         return "synckit-test-" + UUID.randomUUID().toString().substring(0, 8) + ":";
     }
+
+    /** The settings of one instance of a cluster on {@code db} and this Redis, under {@code prefix}. */
+    public static java.util.Map<String, String> node(TestDatabase db, String prefix) {
+        return java.util.Map.of("synckit.storage.url", db.url(), "synckit.redis.url", url(),
+                "synckit.redis.channel-prefix", prefix, "synckit.redis.timeout-ms", "1000");
+    }
 }
