@@ -157,10 +157,14 @@ final class LoadClient implements PlainWebSocket.Listener {
                     write();
                 }
             }
-        } else if (code == MessageType.DELTA.code()) {
+        } else if (code == MessageType.DELTA.code() || code == MessageType.DELTA_BATCH.code()) {
+            // One field per delta; a batch (what the server sends an SDK client) holds each field once.
             int f = indexOf(frame, FIELD, 13);
-            int v = indexOf(frame, VALUE, 13);
-            if (f >= 0 && v >= 0) {
+            while (f >= 0) {
+                int v = indexOf(frame, VALUE, f);
+                if (v < 0) {
+                    break;
+                }
                 int writer = (int) digits(frame, f + FIELD.length);
                 if (writer != index) {
                     int start = v + VALUE.length;
@@ -174,6 +178,7 @@ final class LoadClient implements PlainWebSocket.Listener {
                         lastSeen.put(writer, n);
                     }
                 }
+                f = indexOf(frame, FIELD, v);
             }
         } else if (code == MessageType.SYNC_RESPONSE.code()) {
             if (!subscribed) {

@@ -21,8 +21,15 @@ public final class Outbound {
     private final ObjectNode body;
     private volatile byte[] binary;
     private volatile String json;
+    /** For a broadcast of field values ({@link #fieldBatch}), its document; null for anything else. */
+    private final String fieldsOf;
 
     private Outbound(MessageType type, ObjectNode body) {
+        this(type, body, null);
+    }
+
+    private Outbound(MessageType type, ObjectNode body, String fieldsOf) {
+        this.fieldsOf = fieldsOf;
         this.type = type;
         this.timestamp = System.currentTimeMillis();
         this.id = newId(timestamp);
@@ -31,6 +38,40 @@ public final class Outbound {
 
     public static Outbound of(MessageType type, ObjectNode body) {
         return new Outbound(type, body);
+    }
+
+    /**
+     * A broadcast of changed fields as one {@code delta_batch} of {@code set} ops (body {@code {documentId, deltas}}),
+     * which a connection may merge with the next ones of the same document ({@link #merged}).
+     */
+    public static Outbound fieldBatch(String documentId, ObjectNode body) {
+        return new Outbound(MessageType.DELTA_BATCH, body, documentId);
+    }
+
+    /** The document of a {@link #fieldBatch}, or null. */
+    public String fieldsOf() {
+        return fieldsOf;
+    }
+
+    /**
+     * Field batches of one document as one: every field once, with its last value and clock, in the order of
+     * their last change (what applying the batches one after the other comes to, since each op carries the
+     * value and the clock of its write).
+     */
+    public static Outbound merged(java.util.List<Outbound> batches) {
+        java.util.LinkedHashMap<String, JsonNode> ops = new java.util.LinkedHashMap<>();
+        for (Outbound b : batches) {
+            for (JsonNode op : b.body.path("deltas")) {
+                String field = op.path("field").asText();
+                ops.remove(field);
+                ops.put(field, op);
+            }
+        }
+        String documentId = batches.getFirst().fieldsOf;
+        ObjectNode body = Json.object().put("documentId", documentId);
+        com.fasterxml.jackson.databind.node.ArrayNode deltas = body.putArray("deltas");
+        ops.values().forEach(deltas::add);
+        return new Outbound(MessageType.DELTA_BATCH, body, documentId);
     }
 
     public static Outbound error(String message, ObjectNode details) {

@@ -705,26 +705,66 @@ public final class Documents {
         }
     }
 
+    /**
+     * Sends one round of a document's changed fields to its subscribers: one {@code delta_batch} of {@code set}
+     * ops to each peer that {@link Peer#takesBatches() takes batches} (the SDK applies them exactly like
+     * per-field deltas, PROTOCOL.md §5.11), one {@code delta} per field to everyone else. Each message is built
+     * and encoded once, however many subscribers share it.
+     */
     private static void broadcast(Document doc, Map<String, Document.PendingField> batch) {
         if (doc.subscribers.isEmpty()) {
             return;
         }
         Map<String, Long> clock = null;
+        long oldest = Long.MAX_VALUE;
         for (Document.PendingField p : batch.values()) {
             clock = p.clock(); // the last field queued carries the newest clock
+            oldest = Math.min(oldest, p.queuedNanos());
         }
         ObjectNode clockNode = Outbound.clockNode(clock);
-        for (Map.Entry<String, Document.PendingField> e : batch.entrySet()) {
-            ObjectNode body = Json.object().put("documentId", doc.id).put("field", e.getKey());
-            body.set("value", e.getValue().value());
-            body.set("clock", clockNode);
-            body.put("clientId", "server");
-            Outbound message = Outbound.of(MessageType.DELTA, body);
-            for (Peer p : doc.subscribers) {
-                p.send(message);
+        Outbound batched = null;
+        List<Outbound> perField = null;
+        for (Peer p : doc.subscribers) {
+            if (p.takesBatches()) {
+                if (batched == null) {
+                    batched = batchOf(doc.id, batch, clockNode);
+                }
+                p.send(batched);
+            } else {
+                if (perField == null) {
+                    perField = deltasOf(doc.id, batch, clockNode);
+                }
+                perField.forEach(p::send);
             }
-            Meters.fanOutLatency(System.nanoTime() - e.getValue().queuedNanos());
         }
+        long now = System.nanoTime();
+        for (Document.PendingField p : batch.values()) {
+            Meters.fanOutLatency(now - p.queuedNanos());
+        }
+    }
+
+    private static Outbound batchOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
+        ObjectNode body = Json.object().put("documentId", documentId);
+        ArrayNode deltas = body.putArray("deltas");
+        batch.forEach((field, p) -> {
+            ObjectNode op = deltas.addObject().put("type", "set").put("field", field);
+            op.set("value", p.value());
+            op.set("clock", clock);
+            op.put("clientId", "server");
+        });
+        return Outbound.fieldBatch(documentId, body);
+    }
+
+    private static List<Outbound> deltasOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
+        List<Outbound> out = new ArrayList<>(batch.size());
+        batch.forEach((field, p) -> {
+            ObjectNode body = Json.object().put("documentId", documentId).put("field", field);
+            body.set("value", p.value());
+            body.set("clock", clock);
+            body.put("clientId", "server");
+            out.add(Outbound.of(MessageType.DELTA, body));
+        });
+        return out;
     }
 
     /** Drops idle documents (no subscribers, nothing to flush) beyond the cache limit, least recently used first. */

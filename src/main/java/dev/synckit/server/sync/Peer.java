@@ -22,6 +22,14 @@ public interface Peer {
         return new Detached(id);
     }
 
+    /**
+     * Whether this peer applies a {@code delta_batch} of field {@code set} ops like one {@code delta} per field: known
+     * for SDK clients only, so anything else (the upstream test client understands {@code delta} alone) gets deltas.
+     */
+    default boolean takesBatches() {
+        return false;
+    }
+
     /** Whether this peer has written as the given SDK client id (so it already applied that client's ops). */
     default boolean speaksFor(String clientId) {
         return false;

@@ -405,6 +405,7 @@ final class ClientSession implements WsListener {
                 }
             }
         }
+        connection.writesBatches();
         if (batch.clientId() != null) {
             connection.speaksAs(batch.clientId());
         }

@@ -58,6 +58,8 @@ final class Connection implements Peer {
     private final Set<String> clientIds = ConcurrentHashMap.newKeySet();
     private static final int MAX_CLIENT_IDS = 16;
 
+    private volatile boolean batches;
+
     Connection(String id, String ip, WsSession session, long queueLimitBytes, OutboundBudget budget) {
         this.budget = budget;
         this.id = id;
@@ -80,6 +82,20 @@ final class Connection implements Peer {
         if (clientIds.size() < MAX_CLIENT_IDS) {
             clientIds.add(clientId);
         }
+    }
+
+    /**
+     * The client sent a {@code delta_batch}: the SDK's only write message, which the upstream test client never
+     * sends. From now on its broadcasts come batched ({@link #takesBatches}); a client that never writes this
+     * way keeps getting per-field deltas, which every client understands, so a wrong guess cannot cost it an update.
+     */
+    void writesBatches() {
+        batches = true;
+    }
+
+    @Override
+    public boolean takesBatches() {
+        return batches;
     }
 
     @Override
@@ -325,11 +341,16 @@ final class Connection implements Peer {
     }
 
     private void drain() {
+        // Items taken from the queue while merging field batches, still to be sent in order.
+        java.util.ArrayDeque<Item> taken = new java.util.ArrayDeque<>();
         try {
             while (true) {
-                Item item = queue.take();
+                Item item = taken.isEmpty() ? queue.take() : taken.poll();
                 if (item instanceof Item.Message m) {
                     dequeued(m);
+                    if (batches && m.message().fieldsOf() != null) {
+                        item = new Item.Message(coalesce(m.message(), taken), m.bytes(), false);
+                    }
                 }
                 transmit.lock();
                 try {
@@ -362,7 +383,55 @@ final class Connection implements Peer {
         } catch (RuntimeException e) {
             // The socket went away under us; the listener's onClose/onError does the cleanup.
             LOG.log(Level.FINE, "writer of " + id + " stopped", e);
+        } finally {
+            taken.forEach(this::dequeued);
         }
+    }
+
+    /**
+     * One frame instead of many: what is already queued behind a field batch, up to the next message that is
+     * neither an ack nor a field batch of the same document, is looked at, and the field batches among it are
+     * merged into {@code first}. The frames cost the CPU here (the kernel's write per frame), not their bytes.
+     * Acks passed over are sent after the merged frame: an ack carries no state, so it may trail a broadcast;
+     * anything else (a reply, an error, a text relay, another document) keeps its place, and so does
+     * everything after it.
+     */
+    private Outbound coalesce(Outbound first, java.util.ArrayDeque<Item> taken) {
+        if (taken.isEmpty()) {
+            queue.drainTo(taken);
+        }
+        java.util.List<Outbound> batches = null;
+        java.util.List<Item> passed = null;
+        while (!taken.isEmpty()) {
+            Item next = taken.peek();
+            if (!(next instanceof Item.Message m)) {
+                break;
+            }
+            Outbound o = m.message();
+            if (first.fieldsOf().equals(o.fieldsOf())) {
+                taken.poll();
+                dequeued(m);
+                if (batches == null) {
+                    batches = new java.util.ArrayList<>();
+                    batches.add(first);
+                }
+                batches.add(o);
+            } else if (o.type() == dev.synckit.server.protocol.MessageType.ACK) {
+                taken.poll();
+                if (passed == null) {
+                    passed = new java.util.ArrayList<>();
+                }
+                passed.add(next);
+            } else {
+                break;
+            }
+        }
+        if (passed != null) {
+            for (int i = passed.size() - 1; i >= 0; i--) {
+                taken.addFirst(passed.get(i));
+            }
+        }
+        return batches == null ? first : Outbound.merged(batches);
     }
 
     @Override

@@ -133,14 +133,17 @@ class ConvergenceTest {
             ObjectNode testerMarker = Json.object().put("id", "t-end").put("documentId", doc);
             testerMarker.putObject("delta").put("testerDone", true);
             tester.send(MessageType.DELTA, testerMarker);
+            // The SDK client wrote with delta_batch, so its broadcasts come as batches; the tester's as deltas.
             for (WsClient c : new WsClient[] {sdk, tester}) {
-                c.await("delta", r -> "sdkDone".equals(r.text("field")));
-                c.await("delta", r -> "testerDone".equals(r.text("field")));
+                c.awaitField("sdkDone");
+                c.awaitField("testerDone");
             }
 
             for (WsClient.Received r : sdk.pending()) {
-                if (r.type().equals("delta")) {
+                if (r.type().equals("delta")) { // before its first write reached the server
                     replica.remote(r.text("field"), r.payload().get("value"), r.payload().get("clock"));
+                } else if (r.type().equals("delta_batch")) {
+                    r.payload().path("deltas").forEach(op -> replica.remote(op.path("field").asText(), op.get("value"), op.get("clock")));
                 }
             }
             replica.remote("sdkDone", Json.object().booleanNode(true), Json.object().put("x", Long.MAX_VALUE / 2));

@@ -155,6 +155,59 @@ public final class WsClient implements AutoCloseable {
         return await(type, r -> true);
     }
 
+    /**
+     * Waits for a broadcast of a field, in whichever form the server sends this client: a {@code delta}, or an op
+     * of a field {@code delta_batch} (what SDK clients get). Returns the delta's payload or the op (both have
+     * {@code field}, {@code value}, {@code clock}, {@code clientId}); an op taken from a batch is removed from it,
+     * so the batch's other fields can still be awaited.
+     */
+    public JsonNode awaitField(String field, Predicate<JsonNode> match) {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (true) {
+            drainInbox();
+            synchronized (seen) {
+                for (java.util.Iterator<Received> it = seen.iterator(); it.hasNext(); ) {
+                    Received r = it.next();
+                    if (r.type().equals("delta") && field.equals(r.text("field")) && match.test(r.payload())) {
+                        it.remove();
+                        return r.payload();
+                    }
+                    if (r.type().equals("delta_batch") && !r.payload().path("isTextOperation").asBoolean(false)
+                            && r.payload().get("deltas") instanceof com.fasterxml.jackson.databind.node.ArrayNode ops) {
+                        for (int i = 0; i < ops.size(); i++) {
+                            JsonNode op = ops.get(i);
+                            if (field.equals(op.path("field").asText(null)) && match.test(op)) {
+                                ops.remove(i);
+                                if (ops.isEmpty()) {
+                                    it.remove();
+                                }
+                                return op;
+                            }
+                        }
+                    }
+                }
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                throw new AssertionError("no broadcast of " + field + " within " + TIMEOUT + "; unmatched so far: " + pending());
+            }
+            try {
+                Received r = inbox.poll(Math.min(left, TimeUnit.MILLISECONDS.toNanos(50)), TimeUnit.NANOSECONDS);
+                if (r != null) {
+                    synchronized (seen) {
+                        seen.add(r);
+                    }
+                }
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }
+    }
+
+    public JsonNode awaitField(String field) {
+        return awaitField(field, op -> true);
+    }
+
     /** Waits for the window, then takes every message of the type received so far, in order. */
     public List<Received> takeAll(String type, Duration window) {
         try {

@@ -247,7 +247,7 @@ class SecurityTest {
             assertEquals("w2", writer.await("ack", r -> "w2".equals(r.text("messageId"))).text("messageId"));
             writer.send(MessageType.DELTA_BATCH, batch(x, "w3", "budget", v2));
             assertEquals("w3", writer.await("ack", r -> "w3".equals(r.text("messageId"))).text("messageId"));
-            writer.await("delta", r -> v2.equals(r.text("value")) && "budget".equals(r.text("field")));
+            writer.awaitField("budget", op -> v2.equals(op.path("value").asText()));
             writer.send(MessageType.DELTA, delta(y, "w4", "note", "public"));
             outsider.await("delta", r -> "public".equals(r.text("value"))); // broadcasts of Y do arrive...
             outsider.expectNone("sync_response", QUIET);
