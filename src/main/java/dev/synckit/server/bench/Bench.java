@@ -28,7 +28,34 @@ public final class Bench {
     /** The figures of one run. Latencies in milliseconds. */
     public record Result(long acked, double ackedPerSecond, double[] ack, double[] visibility, long errors,
                          long disconnects, double generatorCpu, int connectionsHeld, double serverHeapMb,
-                         double serverRssMb) {}
+                         double serverRssMb, Jvm server) {}
+
+    /**
+     * The servers' JVM during the measured window, from their {@code /metrics} (summed over the URLs; -1 when
+     * a server does not export them): bytes allocated per acked write, stop-the-world GC pauses, their total
+     * and the longest (polled every second from a gauge that holds the longest of the last 5 s).
+     */
+    public record Jvm(double allocatedPerWrite, long gcPauses, double gcPauseMillis, double gcLongestMillis) {
+        static final Jvm NONE = new Jvm(-1, -1, -1, -1);
+    }
+
+    /** Sums the JVM meters of every server at one moment. */
+    private record JvmSample(double allocated, double pauses, double pauseMillis, double longestRecentSeconds) {
+        static JvmSample of(List<URI> urls) {
+            double allocated = 0;
+            double pauses = 0;
+            double millis = 0;
+            double longest = 0;
+            for (URI u : urls) {
+                String m = metrics(u);
+                allocated += gauge(m, "synckit_jvm_allocated_bytes");
+                pauses += gauge(m, "synckit_gc_pauses_total");
+                millis += gauge(m, "synckit_gc_pause_millis_total");
+                longest = Math.max(longest, gauge(m, "synckit_gc_pause_longest_recent_seconds"));
+            }
+            return new JvmSample(allocated, pauses, millis, longest);
+        }
+    }
 
     private Bench() {
     }
@@ -114,12 +141,17 @@ public final class Bench {
         long cpuAtMeasure = 0;
         boolean measuring = false;
         long last = 0;
+        JvmSample jvmAtMeasure = null;
+        double longestPause = 0;
         while (System.nanoTime() < measureUntil) {
             Thread.sleep(1000);
             long now = System.nanoTime();
             if (!measuring && now >= measureFrom) {
                 measuring = true;
                 cpuAtMeasure = cpuNanos();
+                jvmAtMeasure = JvmSample.of(o.urls());
+            } else if (measuring) {
+                longestPause = Math.max(longestPause, JvmSample.of(o.urls()).longestRecentSeconds());
             }
             long total = run.ackedTotal.get();
             out.printf("  %5.1fs %s acked/s %7d  total %9d  errors %d%n", (now - start) / 1e9,
@@ -127,6 +159,7 @@ public final class Bench {
             last = total;
         }
         double generatorCpu = (cpuNanos() - cpuAtMeasure) / (double) o.duration().toNanos();
+        JvmSample jvmAtEnd = JvmSample.of(o.urls());
         run.stop();
         pacers.forEach(Thread::interrupt);
         Thread.sleep(200); // let in-flight broadcasts arrive for the visibility figures
@@ -134,8 +167,12 @@ public final class Bench {
         Latencies ack = Latencies.merge(run.clients.stream().map(c -> c.ackLatency).toList());
         Latencies vis = Latencies.merge(run.clients.stream().map(c -> c.visibility).toList());
         double seconds = o.duration().toNanos() / 1e9;
+        Jvm jvm = jvmAtMeasure == null || jvmAtMeasure.allocated() < 0 || run.ackedMeasured.get() == 0 ? Jvm.NONE
+                : new Jvm((jvmAtEnd.allocated() - jvmAtMeasure.allocated()) / run.ackedMeasured.get(),
+                        (long) (jvmAtEnd.pauses() - jvmAtMeasure.pauses()), jvmAtEnd.pauseMillis() - jvmAtMeasure.pauseMillis(),
+                        Math.max(longestPause, jvmAtEnd.longestRecentSeconds()) * 1000);
         Result r = new Result(run.ackedMeasured.get(), run.ackedMeasured.get() / seconds, quantiles(ack), quantiles(vis),
-                run.errors.get(), run.disconnects.get(), generatorCpu, 0, 0, 0);
+                run.errors.get(), run.disconnects.get(), generatorCpu, 0, 0, 0, jvm);
         print(r, out);
         if (r.errors() > 0) {
             out.println("errors were reported: if they are rate-limit errors, start the server with a higher"
@@ -172,7 +209,8 @@ public final class Bench {
         int held = (int) run.clients.stream().filter(LoadClient::subscribed).count() - (int) run.disconnects.get();
         String metrics = metrics(o.urls().getFirst());
         Result r = new Result(0, 0, new double[4], new double[4], run.errors.get(), run.disconnects.get(),
-                0, held, gauge(metrics, "synckit_heap_used_bytes") / 1e6, gauge(metrics, "synckit_process_rss_bytes") / 1e6);
+                0, held, gauge(metrics, "synckit_heap_used_bytes") / 1e6, gauge(metrics, "synckit_process_rss_bytes") / 1e6,
+                Jvm.NONE);
         print(r, out);
         writeJson(o, r);
         run.clients.forEach(LoadClient::close);
@@ -215,6 +253,11 @@ public final class Bench {
             out.printf(Locale.ROOT, "| visibility p50/p95/p99/max ms | %.2f / %.2f / %.2f / %.2f |%n",
                     r.visibility()[0], r.visibility()[1], r.visibility()[2], r.visibility()[3]);
             out.printf(Locale.ROOT, "| generator CPU (cores) | %.2f |%n", r.generatorCpu());
+            if (r.server().allocatedPerWrite() >= 0) {
+                out.printf(Locale.ROOT, "| server allocation per acked write | %.1f KB |%n", r.server().allocatedPerWrite() / 1024);
+                out.printf(Locale.ROOT, "| server GC pauses: count / total / longest | %d / %.0f ms / %.0f ms |%n",
+                        r.server().gcPauses(), r.server().gcPauseMillis(), r.server().gcLongestMillis());
+            }
         }
         out.printf(Locale.ROOT, "| errors / disconnects | %d / %d |%n", r.errors(), r.disconnects());
     }
@@ -225,7 +268,9 @@ public final class Bench {
         }
         ObjectNode j = Json.object().put("ackedWrites", r.acked()).put("ackedPerSecond", r.ackedPerSecond())
                 .put("errors", r.errors()).put("disconnects", r.disconnects()).put("generatorCpuCores", r.generatorCpu())
-                .put("connectionsHeld", r.connectionsHeld()).put("serverHeapMb", r.serverHeapMb()).put("serverRssMb", r.serverRssMb());
+                .put("connectionsHeld", r.connectionsHeld()).put("serverHeapMb", r.serverHeapMb()).put("serverRssMb", r.serverRssMb())
+                .put("serverAllocatedBytesPerWrite", r.server().allocatedPerWrite()).put("serverGcPauses", r.server().gcPauses())
+                .put("serverGcPauseMillis", r.server().gcPauseMillis()).put("serverGcLongestPauseMillis", r.server().gcLongestMillis());
         String[] names = {"p50", "p95", "p99", "max"};
         ObjectNode ack = j.putObject("ackLatencyMs");
         ObjectNode vis = j.putObject("visibilityLatencyMs");

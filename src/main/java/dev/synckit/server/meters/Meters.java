@@ -29,6 +29,7 @@ public final class Meters {
                 .description("JVM heap in use").baseUnit("bytes"));
         registry().getOrCreate(Gauge.builder("synckit.process.rss", Meters::rss)
                 .description("Resident set size of the process (Linux)").baseUnit("bytes"));
+        JvmMeters.register(registry());
     }
 
     private static long heapUsed() {

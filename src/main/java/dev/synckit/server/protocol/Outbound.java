@@ -1,11 +1,11 @@
 package dev.synckit.server.protocol;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
+import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -112,12 +112,21 @@ public final class Outbound {
     public byte[] binary() {
         byte[] b = binary;
         if (b == null) {
-            ObjectNode payload = Json.object().put("id", id);
-            payload.setAll(body);
-            byte[] json = write(payload).getBytes(StandardCharsets.UTF_8);
-            ByteBuffer buf = ByteBuffer.allocate(Codec.HEADER_BYTES + json.length);
-            buf.put((byte) type.code()).putLong(timestamp).putInt(json.length).put(json);
-            binary = b = buf.array();
+            // Streamed straight after a blank header, which is then filled in: no copy of the body into a new
+            // tree, no intermediate String.
+            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, dev.synckit.server.protocol.Outbound.sizeHint(body)));
+            out.write(HEADER_PLACEHOLDER, 0, Codec.HEADER_BYTES);
+            try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
+                g.writeStartObject();
+                g.writeStringField("id", id);
+                writeFields(g);
+                g.writeEndObject();
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot serialise a JSON tree", e);
+            }
+            b = out.bytes();
+            ByteBuffer.wrap(b).put((byte) type.code()).putLong(timestamp).putInt(b.length - Codec.HEADER_BYTES);
+            binary = b;
         }
         return b;
     }
@@ -125,24 +134,57 @@ public final class Outbound {
     public String json() {
         String j = json;
         if (j == null) {
-            ObjectNode flat = Json.object().put("type", type.wireName()).put("id", id).put("timestamp", timestamp);
-            flat.setAll(body);
-            json = j = write(flat);
+            java.io.StringWriter out = new java.io.StringWriter(128);
+            try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
+                g.writeStartObject();
+                g.writeStringField("type", type.wireName());
+                g.writeStringField("id", id);
+                g.writeNumberField("timestamp", timestamp);
+                writeFields(g);
+                g.writeEndObject();
+            } catch (IOException e) {
+                throw new IllegalStateException("cannot serialise a JSON tree", e);
+            }
+            json = j = out.toString();
         }
         return j;
+    }
+
+    private void writeFields(JsonGenerator g) throws IOException {
+        for (var it = body.fields(); it.hasNext(); ) {
+            var e = it.next();
+            g.writeFieldName(e.getKey());
+            Json.MAPPER.writeTree(g, e.getValue());
+        }
+    }
+
+    /** Roughly how long a body's JSON is (for the first buffer size: too small means copies while writing). */
+    static long sizeHint(JsonNode body) {
+        long n = 2;
+        for (var it = body.fields(); it.hasNext(); ) {
+            var e = it.next();
+            JsonNode v = e.getValue();
+            n += e.getKey().length() + 4 + (v.isTextual() ? v.textValue().length() + 2 : v.isContainerNode() ? 24L * v.size() + 16 : 12);
+        }
+        return n;
+    }
+
+    private static final byte[] HEADER_PLACEHOLDER = new byte[Codec.HEADER_BYTES];
+
+    /** A byte array stream that hands over its array when it is exactly full, instead of copying it. */
+    private static final class Buffer extends java.io.ByteArrayOutputStream {
+        Buffer(int size) {
+            super(size);
+        }
+
+        byte[] bytes() {
+            return count == buf.length ? buf : java.util.Arrays.copyOf(buf, count);
+        }
     }
 
     /** Encoded size in the given framing (used to bound outbound queues). */
     public int size(Framing framing) {
         return framing == Framing.BINARY ? binary().length : json().length();
-    }
-
-    private static String write(ObjectNode node) {
-        try {
-            return Json.MAPPER.writeValueAsString(node);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("cannot serialise a JSON tree", e);
-        }
     }
 
     /** A fresh message id in the TS server's form, {@code <ms>-<9 base-36 chars>}. */
@@ -156,11 +198,12 @@ public final class Outbound {
 
     private static String randomSuffix() {
         ThreadLocalRandom r = ThreadLocalRandom.current();
-        char[] c = new char[9];
+        byte[] c = new byte[9];
         for (int i = 0; i < c.length; i++) {
-            c[i] = Character.forDigit(r.nextInt(36), 36);
+            c[i] = (byte) Character.forDigit(r.nextInt(36), 36);
         }
-        return new String(c);
+        // Latin-1 bytes make the String as they are (a char[] would be compressed into a second array).
+        return new String(c, java.nio.charset.StandardCharsets.ISO_8859_1);
     }
 
     @Override
