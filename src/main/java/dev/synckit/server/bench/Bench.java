@@ -116,9 +116,13 @@ public final class Bench {
             }
         } else {
             long periodNanos = (long) (1e9 / o.rate());
+            long firstAt = System.nanoTime();
             for (LoadClient c : run.clients) {
+                // Phases spread evenly over one period: clients that all fire at the same instant would measure
+                // the queueing of a burst of (clients × subscribers) frames, which independent users do not make.
+                long phase = periodNanos * run.clients.indexOf(c) / run.clients.size();
                 pacers.add(Thread.ofVirtual().start(() -> {
-                    long next = System.nanoTime();
+                    long next = firstAt + phase;
                     while (run.running()) {
                         c.write();
                         next += periodNanos;

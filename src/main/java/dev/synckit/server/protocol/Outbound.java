@@ -18,7 +18,9 @@ public final class Outbound {
     private final MessageType type;
     private final String id;
     private final long timestamp;
-    private final ObjectNode body;
+    /** Null for an ack, whose one field is {@link #ackOf}: acks are the most frequent message, so they skip the tree. */
+    private ObjectNode body;
+    private final String ackOf;
     private volatile byte[] binary;
     private volatile String json;
     /** For a broadcast of field values ({@link #fieldBatch}), its document; null for anything else. */
@@ -29,6 +31,11 @@ public final class Outbound {
     }
 
     private Outbound(MessageType type, ObjectNode body, String fieldsOf) {
+        this(type, body, fieldsOf, null);
+    }
+
+    private Outbound(MessageType type, ObjectNode body, String fieldsOf, String ackOf) {
+        this.ackOf = ackOf;
         this.fieldsOf = fieldsOf;
         this.type = type;
         this.timestamp = System.currentTimeMillis();
@@ -87,7 +94,7 @@ public final class Outbound {
     }
 
     public static Outbound ack(String messageId) {
-        return new Outbound(MessageType.ACK, Json.object().put("messageId", messageId));
+        return new Outbound(MessageType.ACK, null, null, messageId);
     }
 
     public static ObjectNode clockNode(Map<String, Long> clock) {
@@ -106,7 +113,11 @@ public final class Outbound {
 
     /** The message body (without id/type/timestamp); callers must not modify it after sending. */
     public JsonNode body() {
-        return body;
+        ObjectNode b = body;
+        if (b == null) {
+            body = b = Json.object().put("messageId", ackOf); // racing callers build equal trees
+        }
+        return b;
     }
 
     public byte[] binary() {
@@ -114,7 +125,7 @@ public final class Outbound {
         if (b == null) {
             // Streamed straight after a blank header, which is then filled in: no copy of the body into a new
             // tree, no intermediate String.
-            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, dev.synckit.server.protocol.Outbound.sizeHint(body)));
+            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, (ackOf != null ? ackOf.length() + 16 : sizeHint(body))));
             out.write(HEADER_PLACEHOLDER, 0, Codec.HEADER_BYTES);
             try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
                 g.writeStartObject();
@@ -151,6 +162,10 @@ public final class Outbound {
     }
 
     private void writeFields(JsonGenerator g) throws IOException {
+        if (ackOf != null) {
+            g.writeStringField("messageId", ackOf);
+            return;
+        }
         for (var it = body.fields(); it.hasNext(); ) {
             var e = it.next();
             g.writeFieldName(e.getKey());
@@ -208,6 +223,6 @@ public final class Outbound {
 
     @Override
     public String toString() {
-        return type.wireName() + body;
+        return type.wireName() + body();
     }
 }
