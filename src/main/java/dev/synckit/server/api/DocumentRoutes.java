@@ -76,6 +76,9 @@ public final class DocumentRoutes implements HttpService {
         callers.admin(req);
         var query = req.query();
         String prefix = query.first("prefix").orElse("");
+        if (prefix.indexOf('\u0000') >= 0 || query.first("cursor").orElse("").indexOf('\u0000') >= 0) {
+            throw HttpFailure.badRequest("prefix and cursor may not contain U+0000");
+        }
         int limit = intParam(query.first("limit").orElse(null), DEFAULT_PAGE, MAX_PAGE, "limit");
         String after = query.first("cursor").filter(c -> !c.isEmpty()).map(DocumentRoutes::decodeCursor).orElse(null);
         // One more than asked tells whether there is a next page without a second query.
@@ -111,7 +114,20 @@ public final class DocumentRoutes implements HttpService {
         String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
         List<FieldChange> changes = ServerWrites.changes(bodies.object(req).get("fields"));
         writes.apply(id, changes, key);
-        committed(res, id, storage.load(id).map(StoredDocument::clock).orElse(Map.of()));
+        committed(res, id, clockAfter(storage, id));
+    }
+
+    /**
+     * The document's clock after a committed write (its own or a later one's); null if storage cannot say right
+     * now: the write is committed, and a retry without an Idempotency-Key would apply it again, so the answer
+     * stays 200.
+     */
+    static Map<String, Long> clockAfter(StorageAdapter storage, String id) {
+        try {
+            return storage.load(id).map(StoredDocument::clock).orElse(Map.of());
+        } catch (StorageException e) {
+            return null;
+        }
     }
 
     private void delete(ServerRequest req, ServerResponse res) throws StorageException {
@@ -119,22 +135,30 @@ public final class DocumentRoutes implements HttpService {
         callers.admin(req);
         String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
         StoredDocument doc = existing(id);
+        if (doc.fields().isEmpty()) {
+            throw new HttpFailure(io.helidon.http.Status.CONFLICT_409, "NOTHING_TO_DELETE", "Document " + id
+                    + " has only text, counter or set state, which DELETE does not remove (every client holds it and"
+                    + " would send it back)");
+        }
         List<FieldChange> changes = new ArrayList<>();
         doc.fields().keySet().forEach(f -> changes.add(new FieldChange(f, Message.TOMBSTONE)));
-        if (!changes.isEmpty()) {
-            writes.apply(id, changes, key);
-        }
+        writes.apply(id, changes, key);
         deleted.accept(id);
         ObjectNode body = Json.object().put("id", id).put("deleted", true);
         ArrayNode deleted = body.putArray("fields");
         changes.forEach(c -> deleted.add(c.field()));
-        body.set("clock", Outbound.clockNode(storage.load(id).map(StoredDocument::clock).orElse(Map.of())));
+        Map<String, Long> clock = clockAfter(storage, id);
+        if (clock != null) {
+            body.set("clock", Outbound.clockNode(clock));
+        }
         JsonReply.send(res, body);
     }
 
     static void committed(ServerResponse res, String id, Map<String, Long> clock) {
         ObjectNode body = Json.object().put("id", id);
-        body.set("clock", Outbound.clockNode(clock));
+        if (clock != null) {
+            body.set("clock", Outbound.clockNode(clock));
+        }
         JsonReply.send(res, body);
     }
 

@@ -61,9 +61,32 @@ final class ServerWrites {
                 throw HttpFailure.badRequest("Field names must be 1 to " + MAX_FIELD_NAME + " characters");
             }
             JsonNode value = e.getValue();
+            if (name.indexOf('\u0000') >= 0 || hasNul(value)) {
+                throw HttpFailure.badRequest("Field names and string values may not contain U+0000 (PostgreSQL JSON cannot store it)");
+            }
             changes.add(new FieldChange(name, value.isNull() || Message.isTombstone(value) ? Message.TOMBSTONE : value));
         });
         return changes;
+    }
+
+    static boolean hasNul(JsonNode value) {
+        if (value.isTextual()) {
+            return value.textValue().indexOf('\u0000') >= 0;
+        }
+        for (var it = value.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (e.getKey().indexOf('\u0000') >= 0 || hasNul(e.getValue())) {
+                return true;
+            }
+        }
+        if (value.isArray()) {
+            for (JsonNode v : value) {
+                if (hasNul(v)) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     static String idempotencyKey(String header) {
@@ -81,8 +104,10 @@ final class ServerWrites {
     void apply(String documentId, List<FieldChange> changes, String idempotencyKey) {
         CompletableFuture<Exception> settled = new CompletableFuture<>();
         Peer writer = Peer.detached("http-" + writers.incrementAndGet());
-        WriteRequest request = new WriteRequest(documentId, changes, Map.of(), List.of(), writer.id(),
-                idempotencyKey == null ? null : CLIENT_ID, idempotencyKey);
+        // Without the caller's key, one of our own, so that a write forwarded to a document's owner and sent
+        // again after a timeout (cluster.Writes) is still applied once.
+        String messageId = idempotencyKey != null ? idempotencyKey : "auto-" + java.util.UUID.randomUUID();
+        WriteRequest request = new WriteRequest(documentId, changes, Map.of(), List.of(), writer.id(), CLIENT_ID, messageId);
         try {
             writes.write(writer, false, request, error -> settled.complete(error));
         } catch (StorageException e) {

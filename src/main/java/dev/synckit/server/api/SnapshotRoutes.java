@@ -86,12 +86,14 @@ public final class SnapshotRoutes implements HttpService {
     }
 
     private void byId(ServerRequest req, ServerResponse res) throws StorageException {
+        callers.of(req); // 401 before anything is looked up, so that a caller cannot probe ids
         Snapshot s = snapshot(req);
         callers.reader(req, s.documentId());
         JsonReply.send(res, json(s, true));
     }
 
     private void deleteById(ServerRequest req, ServerResponse res) throws StorageException {
+        callers.of(req);
         Snapshot s = snapshot(req);
         callers.writer(req, s.documentId());
         if (!storage.deleteSnapshot(s.id())) {
@@ -101,9 +103,16 @@ public final class SnapshotRoutes implements HttpService {
     }
 
     private void restore(ServerRequest req, ServerResponse res) throws StorageException {
+        callers.of(req);
         Snapshot s = snapshot(req);
         String documentId = s.documentId();
         callers.writer(req, documentId);
+        if (s.compressed() || !s.state().path("fields").isObject()) {
+            // A state this server did not write (the shared table is the TS server's too): restoring what cannot be
+            // read would delete every field.
+            throw new HttpFailure(io.helidon.http.Status.CONFLICT_409, "SNAPSHOT_UNREADABLE",
+                    "Snapshot " + s.id() + " has no readable fields (compressed or another shape); nothing was changed");
+        }
         String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
         Map<String, JsonNode> current = storage.load(documentId).map(StoredDocument::fields).orElse(Map.of());
         JsonNode target = s.state().path("fields");
@@ -118,8 +127,10 @@ public final class SnapshotRoutes implements HttpService {
             writes.apply(documentId, changes, key);
         }
         ObjectNode body = Json.object().put("id", documentId).put("snapshotId", s.id()).put("changed", changes.size());
-        body.set("clock", dev.synckit.server.protocol.Outbound.clockNode(
-                storage.load(documentId).map(StoredDocument::clock).orElse(Map.of())));
+        Map<String, Long> clock = DocumentRoutes.clockAfter(storage, documentId);
+        if (clock != null) {
+            body.set("clock", dev.synckit.server.protocol.Outbound.clockNode(clock));
+        }
         JsonReply.send(res, body);
     }
 

@@ -71,6 +71,10 @@ public final class RouteTable {
                     handler.handle(req, res);
                 } catch (HttpFailure f) {
                     error(res, f.status(), f.code(), f.getMessage());
+                } catch (dev.synckit.server.storage.StorageException e) {
+                    LOG.log(Level.WARNING, method.text() + " " + full + ": storage failed", e);
+                    error(res, io.helidon.http.Status.SERVICE_UNAVAILABLE_503, "STORAGE_UNAVAILABLE",
+                            "Storage is not reachable: " + e.getMessage() + ". Retry later");
                 } catch (Exception e) {
                     LOG.log(Level.WARNING, method.text() + " " + full + " failed", e);
                     error(res, io.helidon.http.Status.INTERNAL_SERVER_ERROR_500, "INTERNAL", "Internal error: " + e);

@@ -19,7 +19,7 @@ public final class Outbound {
     private final String id;
     private final long timestamp;
     /** Null for an ack, whose one field is {@link #ackOf}: acks are the most frequent message, so they skip the tree. */
-    private ObjectNode body;
+    private volatile ObjectNode body;
     private final String ackOf;
     private volatile byte[] binary;
     private volatile String json;

@@ -9,7 +9,7 @@ import io.helidon.websocket.WsSession;
 
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.LinkedBlockingDeque;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -39,7 +39,8 @@ final class Connection implements Peer {
     private final String ip;
     private final WsSession session;
     private final long queueLimitBytes;
-    private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
+    /** A deque so that the writer, merging broadcasts, can put back the first item it cannot merge. */
+    private final LinkedBlockingDeque<Item> queue = new LinkedBlockingDeque<>();
     private final AtomicLong queuedBytes = new AtomicLong();
     private final AtomicLong replyBytes = new AtomicLong();
     private final OutboundBudget budget;
@@ -341,7 +342,7 @@ final class Connection implements Peer {
     }
 
     private void drain() {
-        // Items taken from the queue while merging field batches, still to be sent in order.
+        // Acks passed over while merging field batches, still to be sent, in order, after the merged frame.
         java.util.ArrayDeque<Item> taken = new java.util.ArrayDeque<>();
         try {
             while (true) {
@@ -385,31 +386,27 @@ final class Connection implements Peer {
             LOG.log(Level.FINE, "writer of " + id + " stopped", e);
         } finally {
             taken.forEach(this::dequeued);
+            dropQueued(); // anything put back or queued after the last drop
         }
     }
 
     /**
-     * One frame instead of many: what is already queued behind a field batch, up to the next message that is
-     * neither an ack nor a field batch of the same document, is looked at, and the field batches among it are
-     * merged into {@code first}. The frames cost the CPU here (the kernel's write per frame), not their bytes.
-     * Acks passed over are sent after the merged frame: an ack carries no state, so it may trail a broadcast;
-     * anything else (a reply, an error, a text relay, another document) keeps its place, and so does
-     * everything after it.
+     * One frame instead of many: the field batches of the same document queued right behind {@code first} are
+     * merged into it, passing over acks, up to the first message that is neither (which is put back and keeps
+     * its place, as does everything after it). The frames cost the CPU here (the kernel's write per frame), not
+     * their bytes. Acks passed over are sent after the merged frame: an ack carries no state, so it may trail a
+     * broadcast. Only that prefix leaves the queue, so a drop ({@link #dropQueued}) still reaches the rest.
      */
     private Outbound coalesce(Outbound first, java.util.ArrayDeque<Item> taken) {
-        if (taken.isEmpty()) {
-            queue.drainTo(taken);
-        }
         java.util.List<Outbound> batches = null;
-        java.util.List<Item> passed = null;
-        while (!taken.isEmpty()) {
-            Item next = taken.peek();
+        Item next;
+        while ((next = queue.pollFirst()) != null) {
             if (!(next instanceof Item.Message m)) {
+                queue.offerFirst(next);
                 break;
             }
             Outbound o = m.message();
             if (first.fieldsOf().equals(o.fieldsOf())) {
-                taken.poll();
                 dequeued(m);
                 if (batches == null) {
                     batches = new java.util.ArrayList<>();
@@ -417,18 +414,10 @@ final class Connection implements Peer {
                 }
                 batches.add(o);
             } else if (o.type() == dev.synckit.server.protocol.MessageType.ACK) {
-                taken.poll();
-                if (passed == null) {
-                    passed = new java.util.ArrayList<>();
-                }
-                passed.add(next);
+                taken.addLast(next);
             } else {
+                queue.offerFirst(next);
                 break;
-            }
-        }
-        if (passed != null) {
-            for (int i = passed.size() - 1; i >= 0; i--) {
-                taken.addFirst(passed.get(i));
             }
         }
         return batches == null ? first : Outbound.merged(batches);

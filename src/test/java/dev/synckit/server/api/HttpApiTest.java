@@ -135,6 +135,9 @@ class HttpApiTest {
             Http.Reply big = http.patch("/documents/" + doc, "{\"fields\":{\"blob\":\"" + "x".repeat(70_000) + "\"}}");
             assertEquals(413, big.status(), big.raw());
             assertEquals("MESSAGE_TOO_LARGE", big.error());
+            Http.Reply nul = http.patch("/documents/" + doc, "{\"fields\":{\"a\":{\"deep\":[\"x\\u0000y\"]}}}");
+            assertEquals(400, nul.status(), nul.raw()); // PostgreSQL JSON cannot hold it: a client error, not an outage
+            assertEquals(400, http.get("/documents?prefix=a%00b").status());
             Http.Reply badId = http.patch("/documents/has%20space", "{\"fields\":{\"a\":1}}");
             assertEquals(400, badId.status(), badId.raw());
             assertEquals("INVALID_DOCUMENT_ID", badId.error());
@@ -262,6 +265,11 @@ class HttpApiTest {
             JsonNode read = http.get("/documents/" + doc).body();
             assertEquals(5, read.path("counter").asLong(), read.toString());
             assertEquals(List.of("red"), ids(read.path("set")));
+            // No fields to delete: DELETE says so rather than pretending (the counter and set stay).
+            Http.Reply delete = http.delete("/documents/" + doc);
+            assertEquals(409, delete.status(), delete.raw());
+            assertEquals("NOTHING_TO_DELETE", delete.error());
+            assertEquals(200, http.get("/documents/" + doc).status());
         }
 
         static List<String> ids(JsonNode array) {
@@ -292,6 +300,25 @@ class HttpApiTest {
         @AfterAll
         void dropDatabase() {
             db.close();
+        }
+
+        @Test
+        void aSnapshotThisServerCannotReadIsNotRestored() throws Exception {
+            String doc = doc();
+            assertEquals(200, http.patch("/documents/" + doc, "{\"fields\":{\"keep\":1}}").status());
+            String id;
+            try (var c = db.connect(); var st = c.prepareStatement("INSERT INTO snapshots (document_id, state, version, size_bytes,"
+                    + " compressed) VALUES (?, '{\"packed\":\"...\"}', '{}', 16, TRUE) RETURNING id::text")) {
+                st.setString(1, doc);
+                try (var rs = st.executeQuery()) {
+                    rs.next();
+                    id = rs.getString(1);
+                }
+            }
+            Http.Reply r = http.post("/snapshots/id/" + id + "/restore", null);
+            assertEquals(409, r.status(), r.raw());
+            assertEquals("SNAPSHOT_UNREADABLE", r.error());
+            assertEquals(1, http.get("/documents/" + doc).body().path("fields").path("keep").asInt(), "nothing was deleted");
         }
     }
 }
