@@ -4,7 +4,6 @@ import dev.synckit.server.auth.Authenticator;
 import dev.synckit.server.auth.Permissions;
 import dev.synckit.server.auth.Principal;
 import dev.synckit.server.http.HttpFailure;
-import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
 import io.helidon.webserver.http.ServerRequest;
 
@@ -28,8 +27,7 @@ final class Callers {
         if (!authenticator.required()) {
             return OPEN;
         }
-        return authenticator.fromHttpHeaders(req.headers().first(HeaderNames.create("X-API-Key")).orElse(null),
-                        req.headers().first(HeaderNames.AUTHORIZATION).orElse(null))
+        return authenticator.fromHttpRequest(req)
                 .orElseThrow(() -> new HttpFailure(Status.UNAUTHORIZED_401, "AUTH_REQUIRED",
                         "Authentication required: send X-API-Key or Authorization: Bearer <access token>"));
     }

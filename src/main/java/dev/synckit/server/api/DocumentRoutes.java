@@ -17,7 +17,6 @@ import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.sync.Documents;
-import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
@@ -111,29 +110,18 @@ public final class DocumentRoutes implements HttpService {
     private void patch(ServerRequest req, ServerResponse res) throws StorageException {
         String id = HttpApi.documentId(req, "id");
         callers.writer(req, id);
-        String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
+        String key = ServerWrites.idempotencyKey(req);
         List<FieldChange> changes = ServerWrites.changes(bodies.object(req).get("fields"));
         writes.apply(id, changes, key);
-        committed(res, id, clockAfter(storage, id));
-    }
-
-    /**
-     * The document's clock after a committed write (its own or a later one's); null if storage cannot say right
-     * now: the write is committed, and a retry without an Idempotency-Key would apply it again, so the answer
-     * stays 200.
-     */
-    static Map<String, Long> clockAfter(StorageAdapter storage, String id) {
-        try {
-            return storage.load(id).map(StoredDocument::clock).orElse(Map.of());
-        } catch (StorageException e) {
-            return null;
-        }
+        ObjectNode body = Json.object().put("id", id);
+        writes.clockInto(body, id);
+        JsonReply.send(res, body);
     }
 
     private void delete(ServerRequest req, ServerResponse res) throws StorageException {
         String id = HttpApi.documentId(req, "id");
         callers.admin(req);
-        String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
+        String key = ServerWrites.idempotencyKey(req);
         StoredDocument doc = existing(id);
         if (doc.fields().isEmpty()) {
             throw new HttpFailure(io.helidon.http.Status.CONFLICT_409, "NOTHING_TO_DELETE", "Document " + id
@@ -147,18 +135,7 @@ public final class DocumentRoutes implements HttpService {
         ObjectNode body = Json.object().put("id", id).put("deleted", true);
         ArrayNode deleted = body.putArray("fields");
         changes.forEach(c -> deleted.add(c.field()));
-        Map<String, Long> clock = clockAfter(storage, id);
-        if (clock != null) {
-            body.set("clock", Outbound.clockNode(clock));
-        }
-        JsonReply.send(res, body);
-    }
-
-    static void committed(ServerResponse res, String id, Map<String, Long> clock) {
-        ObjectNode body = Json.object().put("id", id);
-        if (clock != null) {
-            body.set("clock", Outbound.clockNode(clock));
-        }
+        writes.clockInto(body, id);
         JsonReply.send(res, body);
     }
 

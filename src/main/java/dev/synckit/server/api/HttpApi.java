@@ -46,7 +46,7 @@ public final class HttpApi {
     public static void register(HttpRouting.Builder routing, RouteTable table, StorageAdapter storage, Documents documents,
                                 Writes writes, Authenticator authenticator, int maxBodyBytes, Consumer<String> deleted) {
         Callers callers = new Callers(authenticator);
-        ServerWrites serverWrites = new ServerWrites(writes, WRITE_TIMEOUT);
+        ServerWrites serverWrites = new ServerWrites(writes, storage, WRITE_TIMEOUT);
         routing.register("/documents", new DocumentRoutes(table, storage, documents, callers, new Bodies(maxBodyBytes), serverWrites,
                         deleted))
                 .register("/snapshots", new SnapshotRoutes(table, storage, callers, serverWrites))

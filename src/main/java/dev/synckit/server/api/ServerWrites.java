@@ -6,10 +6,17 @@ import dev.synckit.server.http.HttpFailure;
 import dev.synckit.server.protocol.Message;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.protocol.ProtocolException;
+import dev.synckit.server.protocol.Outbound;
+import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
+import dev.synckit.server.storage.StoredDocument;
 import dev.synckit.server.sync.Peer;
 import dev.synckit.server.sync.WriteRequest;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.helidon.http.HeaderName;
+import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
+import io.helidon.webserver.http.ServerRequest;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -34,12 +41,16 @@ final class ServerWrites {
     static final int MAX_FIELD_NAME = 500; // deltas.field_path
     static final int MAX_IDEMPOTENCY_KEY = 255; // synckit_applied_messages.message_id
 
+    private static final HeaderName IDEMPOTENCY_KEY = HeaderNames.create("Idempotency-Key");
+
     private final Writes writes;
+    private final StorageAdapter storage;
     private final Duration timeout;
     private final AtomicLong writers = new AtomicLong();
 
-    ServerWrites(Writes writes, Duration timeout) {
+    ServerWrites(Writes writes, StorageAdapter storage, Duration timeout) {
         this.writes = writes;
+        this.storage = storage;
         this.timeout = timeout;
     }
 
@@ -89,7 +100,9 @@ final class ServerWrites {
         return false;
     }
 
-    static String idempotencyKey(String header) {
+    /** The request's {@code Idempotency-Key}, checked; null if it sent none. */
+    static String idempotencyKey(ServerRequest req) {
+        String header = req.headers().first(IDEMPOTENCY_KEY).orElse(null);
         if (header == null) {
             return null;
         }
@@ -135,6 +148,19 @@ final class ServerWrites {
             case StorageException s -> throw unavailable(s);
             default -> throw new HttpFailure(Status.SERVICE_UNAVAILABLE_503, "WRITE_FAILED",
                     "The write was not applied: " + error.getMessage());
+        }
+    }
+
+    /**
+     * Puts the document's clock after a committed write (its own or a later one's) into an answer. Left out if
+     * storage cannot say right now: the write is committed, and a retry without an Idempotency-Key would apply it
+     * again, so the answer stays 200.
+     */
+    void clockInto(ObjectNode body, String documentId) {
+        try {
+            body.set("clock", Outbound.clockNode(storage.load(documentId).map(StoredDocument::clock).orElse(Map.of())));
+        } catch (StorageException e) {
+            // answered without the clock
         }
     }
 

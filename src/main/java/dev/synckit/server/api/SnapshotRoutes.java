@@ -13,7 +13,6 @@ import dev.synckit.server.storage.Snapshot;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.storage.StorageException;
 import dev.synckit.server.storage.StoredDocument;
-import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerRequest;
@@ -113,7 +112,7 @@ public final class SnapshotRoutes implements HttpService {
             throw new HttpFailure(io.helidon.http.Status.CONFLICT_409, "SNAPSHOT_UNREADABLE",
                     "Snapshot " + s.id() + " has no readable fields (compressed or another shape); nothing was changed");
         }
-        String key = ServerWrites.idempotencyKey(req.headers().first(HeaderNames.create("Idempotency-Key")).orElse(null));
+        String key = ServerWrites.idempotencyKey(req);
         Map<String, JsonNode> current = storage.load(documentId).map(StoredDocument::fields).orElse(Map.of());
         JsonNode target = s.state().path("fields");
         List<FieldChange> changes = new ArrayList<>();
@@ -127,10 +126,7 @@ public final class SnapshotRoutes implements HttpService {
             writes.apply(documentId, changes, key);
         }
         ObjectNode body = Json.object().put("id", documentId).put("snapshotId", s.id()).put("changed", changes.size());
-        Map<String, Long> clock = DocumentRoutes.clockAfter(storage, documentId);
-        if (clock != null) {
-            body.set("clock", dev.synckit.server.protocol.Outbound.clockNode(clock));
-        }
+        writes.clockInto(body, documentId);
         JsonReply.send(res, body);
     }
 

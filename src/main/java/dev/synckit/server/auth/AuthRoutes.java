@@ -6,7 +6,6 @@ import dev.synckit.server.config.Settings;
 import dev.synckit.server.http.JsonReply;
 import dev.synckit.server.http.RouteTable;
 import dev.synckit.server.protocol.Json;
-import io.helidon.http.HeaderName;
 import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
@@ -26,7 +25,6 @@ import java.util.logging.Logger;
  */
 public final class AuthRoutes implements HttpService {
     private static final Logger LOG = Logger.getLogger(AuthRoutes.class.getName());
-    private static final HeaderName API_KEY = HeaderNames.create("X-API-Key");
 
     private final Authenticator authenticator;
     private final Jwt jwt;
@@ -81,9 +79,7 @@ public final class AuthRoutes implements HttpService {
     }
 
     private boolean presentsAdminCredentials(ServerRequest req) {
-        return authenticator.fromHttpHeaders(req.headers().first(API_KEY).orElse(null),
-                        req.headers().first(HeaderNames.AUTHORIZATION).orElse(null))
-                .filter(p -> p.permissions().isAdmin()).isPresent();
+        return authenticator.fromHttpRequest(req).filter(p -> p.permissions().isAdmin()).isPresent();
     }
 
     private void refresh(ServerRequest req, ServerResponse res) {

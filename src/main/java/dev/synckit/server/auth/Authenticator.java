@@ -3,6 +3,9 @@ package dev.synckit.server.auth;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.config.Settings;
+import io.helidon.http.HeaderName;
+import io.helidon.http.HeaderNames;
+import io.helidon.webserver.http.ServerRequest;
 
 import java.security.MessageDigest;
 import java.nio.charset.StandardCharsets;
@@ -21,6 +24,8 @@ public final class Authenticator {
     static final String TOKEN_USE = "token_use";
     static final String ACCESS = "access";
     static final String REFRESH = "refresh";
+
+    private static final HeaderName API_KEY = HeaderNames.create("X-API-Key");
 
     private final boolean required;
     private final Optional<Jwt> jwt;
@@ -82,6 +87,12 @@ public final class Authenticator {
             return Optional.empty();
         }
         return fromToken(authorization.substring(7).trim());
+    }
+
+    /** {@link #fromHttpHeaders} on a request's {@code X-API-Key} and {@code Authorization} headers. */
+    public Optional<Principal> fromHttpRequest(ServerRequest req) {
+        return fromHttpHeaders(req.headers().first(API_KEY).orElse(null),
+                req.headers().first(HeaderNames.AUTHORIZATION).orElse(null));
     }
 
     /** API keys authenticate as an admin, like the C# server (the TS server has none). */

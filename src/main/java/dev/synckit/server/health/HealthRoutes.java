@@ -12,7 +12,6 @@ import dev.synckit.server.pubsub.FanOut;
 import dev.synckit.server.storage.StorageAdapter;
 import dev.synckit.server.sync.Documents;
 import dev.synckit.server.ws.Gateway;
-import io.helidon.http.HeaderNames;
 import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
@@ -200,9 +199,7 @@ public final class HealthRoutes implements HttpService {
      * ({@link Authenticator#fromHttpHeaders}). Also with auth disabled; bad credentials are never an error.
      */
     private boolean admin(ServerRequest req) {
-        return authenticator.fromHttpHeaders(req.headers().first(HeaderNames.create("X-API-Key")).orElse(null),
-                        req.headers().first(HeaderNames.AUTHORIZATION).orElse(null))
-                .map(p -> p.permissions().isAdmin()).orElse(false);
+        return authenticator.fromHttpRequest(req).map(p -> p.permissions().isAdmin()).orElse(false);
     }
 
     private void root(ServerRequest req, ServerResponse res) {

@@ -194,13 +194,24 @@ public final class Meters {
 
     /** Registers the gauge of documents this instance owns (once per process; later calls replace the source). */
     public static void ownedDocuments(java.util.function.IntSupplier owned) {
-        OWNED.set(owned);
-        CACHE.computeIfAbsent("synckit.ownership.owned", k -> registry().getOrCreate(Gauge.builder(k,
-                () -> OWNED.get().getAsInt()).description("Documents this instance owns (orders and commits)")));
+        gaugeOf("synckit.ownership.owned", "Documents this instance owns (orders and commits)", owned);
     }
 
-    private static final java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier> OWNED =
-            new java.util.concurrent.atomic.AtomicReference<>(() -> 0);
+    /**
+     * A gauge registered once per process whose source the latest caller replaces: the registry is global, while
+     * what it reads (an ownership table, a webhook queue) belongs to a server, and tests start several per JVM.
+     */
+    private static void gaugeOf(String name, String description, java.util.function.IntSupplier source) {
+        SOURCES.computeIfAbsent(name, k -> {
+            java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier> ref =
+                    new java.util.concurrent.atomic.AtomicReference<>(() -> 0);
+            registry().getOrCreate(Gauge.builder(k, () -> ref.get().getAsInt()).description(description));
+            return ref;
+        }).set(source);
+    }
+
+    private static final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier>> SOURCES =
+            new ConcurrentHashMap<>();
 
     /** A write sent to its document's owner, from sending to the owner's answer. */
     public static void forwarded(long nanos) {
@@ -238,11 +249,6 @@ public final class Meters {
 
     /** Registers the gauge of webhook deliveries waiting (once per process; later calls replace the source). */
     public static void webhooksQueued(java.util.function.IntSupplier queued) {
-        WEBHOOKS_QUEUED.set(queued);
-        CACHE.computeIfAbsent("synckit.webhooks.queued", k -> registry().getOrCreate(Gauge.builder(k,
-                () -> WEBHOOKS_QUEUED.get().getAsInt()).description("Webhook deliveries waiting (debouncing or queued)")));
+        gaugeOf("synckit.webhooks.queued", "Webhook deliveries waiting (debouncing or queued)", queued);
     }
-
-    private static final java.util.concurrent.atomic.AtomicReference<java.util.function.IntSupplier> WEBHOOKS_QUEUED =
-            new java.util.concurrent.atomic.AtomicReference<>(() -> 0);
 }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.util.JsonRecyclerPools;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -38,5 +39,46 @@ public final class Json {
 
     public static ObjectNode object() {
         return JsonNodeFactory.instance.objectNode();
+    }
+
+    /**
+     * About the length of a value's JSON, computed without writing it (it runs on every write): exact for
+     * ASCII text, whole numbers and the literals, an estimate for the rest. The same value always gives the
+     * same length, which is what keeps a document's running size right as fields change.
+     */
+    public static long length(JsonNode value) {
+        return switch (value.getNodeType()) {
+            case STRING -> value.textValue().length() + 2;
+            case NUMBER -> value.canConvertToLong() && value.isIntegralNumber() ? digits(value.longValue()) : value.toString().length();
+            case BOOLEAN -> value.booleanValue() ? 4 : 5;
+            case NULL, MISSING -> 4;
+            case ARRAY -> {
+                long n = 2 + Math.max(0, value.size() - 1);
+                for (JsonNode e : value) {
+                    n += length(e);
+                }
+                yield n;
+            }
+            case OBJECT -> {
+                long n = 2 + Math.max(0, value.size() - 1);
+                for (var it = value.fields(); it.hasNext(); ) {
+                    var e = it.next();
+                    n += e.getKey().length() + 3 + length(e.getValue());
+                }
+                yield n;
+            }
+            default -> value.toString().length();
+        };
+    }
+
+    private static int digits(long v) {
+        if (v == Long.MIN_VALUE) {
+            return 20;
+        }
+        int n = v < 0 ? 2 : 1;
+        for (long a = Math.abs(v); a >= 10; a /= 10) {
+            n++;
+        }
+        return n;
     }
 }

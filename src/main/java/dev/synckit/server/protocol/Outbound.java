@@ -125,13 +125,10 @@ public final class Outbound {
         if (b == null) {
             // Streamed straight after a blank header, which is then filled in: no copy of the body into a new
             // tree, no intermediate String.
-            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, (ackOf != null ? ackOf.length() + 16 : sizeHint(body))));
+            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, (ackOf != null ? ackOf.length() + 16 : Json.length(body))));
             out.write(HEADER_PLACEHOLDER, 0, Codec.HEADER_BYTES);
             try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
-                g.writeStartObject();
-                g.writeStringField("id", id);
-                writeFields(g);
-                g.writeEndObject();
+                write(g, false);
             } catch (IOException e) {
                 throw new IllegalStateException("cannot serialise a JSON tree", e);
             }
@@ -147,12 +144,7 @@ public final class Outbound {
         if (j == null) {
             java.io.StringWriter out = new java.io.StringWriter(128);
             try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
-                g.writeStartObject();
-                g.writeStringField("type", type.wireName());
-                g.writeStringField("id", id);
-                g.writeNumberField("timestamp", timestamp);
-                writeFields(g);
-                g.writeEndObject();
+                write(g, true);
             } catch (IOException e) {
                 throw new IllegalStateException("cannot serialise a JSON tree", e);
             }
@@ -161,27 +153,26 @@ public final class Outbound {
         return j;
     }
 
-    private void writeFields(JsonGenerator g) throws IOException {
+    /** The payload object; {@code flat} (JSON framing) also carries type and timestamp, which binary has in its header. */
+    private void write(JsonGenerator g, boolean flat) throws IOException {
+        g.writeStartObject();
+        if (flat) {
+            g.writeStringField("type", type.wireName());
+        }
+        g.writeStringField("id", id);
+        if (flat) {
+            g.writeNumberField("timestamp", timestamp);
+        }
         if (ackOf != null) {
             g.writeStringField("messageId", ackOf);
-            return;
+        } else {
+            for (var it = body.fields(); it.hasNext(); ) {
+                var e = it.next();
+                g.writeFieldName(e.getKey());
+                Json.MAPPER.writeTree(g, e.getValue());
+            }
         }
-        for (var it = body.fields(); it.hasNext(); ) {
-            var e = it.next();
-            g.writeFieldName(e.getKey());
-            Json.MAPPER.writeTree(g, e.getValue());
-        }
-    }
-
-    /** Roughly how long a body's JSON is (for the first buffer size: too small means copies while writing). */
-    static long sizeHint(JsonNode body) {
-        long n = 2;
-        for (var it = body.fields(); it.hasNext(); ) {
-            var e = it.next();
-            JsonNode v = e.getValue();
-            n += e.getKey().length() + 4 + (v.isTextual() ? v.textValue().length() + 2 : v.isContainerNode() ? 24L * v.size() + 16 : 12);
-        }
-        return n;
+        g.writeEndObject();
     }
 
     private static final byte[] HEADER_PLACEHOLDER = new byte[Codec.HEADER_BYTES];

@@ -68,9 +68,7 @@ public final class StatusRoutes implements HttpService {
     }
 
     private void json(ServerRequest req, ServerResponse res) {
-        String apiKey = req.headers().first(HeaderNames.create("X-API-Key")).orElse(null);
-        String authorization = req.headers().first(HeaderNames.AUTHORIZATION).orElse(null);
-        Optional<Principal> caller = authenticator.fromHttpHeaders(apiKey, authorization);
+        Optional<Principal> caller = authenticator.fromHttpRequest(req);
         boolean admin = caller.map(p -> p.permissions().isAdmin()).orElse(false);
         if (authenticator.required() && !admin) {
             boolean anonymous = caller.isEmpty();

@@ -2,6 +2,7 @@ package dev.synckit.server.sync;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.synckit.server.crdt.DataTypes;
+import dev.synckit.server.protocol.Json;
 import dev.synckit.server.protocol.Message.FieldChange;
 import dev.synckit.server.storage.DocumentWrite;
 import dev.synckit.server.storage.StoredDocument;
@@ -134,48 +135,7 @@ final class Document {
     }
 
     static long size(String field, JsonNode value) {
-        return field.length() + jsonLength(value);
-    }
-
-    /**
-     * About the length of a value's JSON, computed without writing it (this runs on every write): exact for
-     * ASCII text, whole numbers and the literals, an estimate for the rest. The same value always gives the
-     * same length, which is what keeps the running total right as fields change.
-     */
-    static long jsonLength(JsonNode value) {
-        return switch (value.getNodeType()) {
-            case STRING -> value.textValue().length() + 2;
-            case NUMBER -> value.canConvertToLong() && value.isIntegralNumber() ? digits(value.longValue()) : value.toString().length();
-            case BOOLEAN -> value.booleanValue() ? 4 : 5;
-            case NULL, MISSING -> 4;
-            case ARRAY -> {
-                long n = 2 + Math.max(0, value.size() - 1);
-                for (JsonNode e : value) {
-                    n += jsonLength(e);
-                }
-                yield n;
-            }
-            case OBJECT -> {
-                long n = 2 + Math.max(0, value.size() - 1);
-                for (var it = value.fields(); it.hasNext(); ) {
-                    var e = it.next();
-                    n += e.getKey().length() + 3 + jsonLength(e.getValue());
-                }
-                yield n;
-            }
-            default -> value.toString().length();
-        };
-    }
-
-    private static int digits(long v) {
-        if (v == Long.MIN_VALUE) {
-            return 20;
-        }
-        int n = v < 0 ? 2 : 1;
-        for (long a = Math.abs(v); a >= 10; a /= 10) {
-            n++;
-        }
-        return n;
+        return field.length() + Json.length(value);
     }
 
     private static long textBytes(TextState text) {

@@ -716,10 +716,8 @@ public final class Documents {
             return;
         }
         Map<String, Long> clock = null;
-        long oldest = Long.MAX_VALUE;
         for (Document.PendingField p : batch.values()) {
             clock = p.clock(); // the last field queued carries the newest clock
-            oldest = Math.min(oldest, p.queuedNanos());
         }
         ObjectNode clockNode = Outbound.clockNode(clock);
         Outbound batched = null;
@@ -746,25 +744,22 @@ public final class Documents {
     private static Outbound batchOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
         ObjectNode body = Json.object().put("documentId", documentId);
         ArrayNode deltas = body.putArray("deltas");
-        batch.forEach((field, p) -> {
-            ObjectNode op = deltas.addObject().put("type", "set").put("field", field);
-            op.set("value", p.value());
-            op.set("clock", clock);
-            op.put("clientId", "server");
-        });
+        batch.forEach((field, p) -> fieldChange(deltas.addObject().put("type", "set"), field, p, clock));
         return Outbound.fieldBatch(documentId, body);
     }
 
     private static List<Outbound> deltasOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
         List<Outbound> out = new ArrayList<>(batch.size());
-        batch.forEach((field, p) -> {
-            ObjectNode body = Json.object().put("documentId", documentId).put("field", field);
-            body.set("value", p.value());
-            body.set("clock", clock);
-            body.put("clientId", "server");
-            out.add(Outbound.of(MessageType.DELTA, body));
-        });
+        batch.forEach((field, p) -> out.add(Outbound.of(MessageType.DELTA,
+                fieldChange(Json.object().put("documentId", documentId), field, p, clock))));
         return out;
+    }
+
+    /** What a subscriber is told of one field, in a {@code delta} or a batch's {@code set} op alike. */
+    private static ObjectNode fieldChange(ObjectNode node, String field, Document.PendingField p, ObjectNode clock) {
+        node.put("field", field).set("value", p.value());
+        node.set("clock", clock);
+        return node.put("clientId", "server");
     }
 
     /** Drops idle documents (no subscribers, nothing to flush) beyond the cache limit, least recently used first. */

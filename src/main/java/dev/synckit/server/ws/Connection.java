@@ -398,7 +398,7 @@ final class Connection implements Peer {
      * broadcast. Only that prefix leaves the queue, so a drop ({@link #dropQueued}) still reaches the rest.
      */
     private Outbound coalesce(Outbound first, java.util.ArrayDeque<Item> taken) {
-        java.util.List<Outbound> batches = null;
+        java.util.List<Outbound> merging = null;
         Item next;
         while ((next = queue.pollFirst()) != null) {
             if (!(next instanceof Item.Message m)) {
@@ -408,11 +408,11 @@ final class Connection implements Peer {
             Outbound o = m.message();
             if (first.fieldsOf().equals(o.fieldsOf())) {
                 dequeued(m);
-                if (batches == null) {
-                    batches = new java.util.ArrayList<>();
-                    batches.add(first);
+                if (merging == null) {
+                    merging = new java.util.ArrayList<>();
+                    merging.add(first);
                 }
-                batches.add(o);
+                merging.add(o);
             } else if (o.type() == dev.synckit.server.protocol.MessageType.ACK) {
                 taken.addLast(next);
             } else {
@@ -420,7 +420,7 @@ final class Connection implements Peer {
                 break;
             }
         }
-        return batches == null ? first : Outbound.merged(batches);
+        return merging == null ? first : Outbound.merged(merging);
     }
 
     @Override
