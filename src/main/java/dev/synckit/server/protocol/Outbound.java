@@ -1,11 +1,13 @@
 package dev.synckit.server.protocol;
 
-import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -15,49 +17,61 @@ import java.util.concurrent.ThreadLocalRandom;
  * {@code timestamp} only in the header (§3.3). JSON frames carry all three at top level (§4).
  */
 public final class Outbound {
+    /**
+     * One field's new value in a broadcast, with the clock of the write that set it: a {@code delta} carries one,
+     * a {@code delta_batch} a list of them as {@code set} ops.
+     */
+    public record FieldSet(String field, JsonNode value, Map<String, Long> clock) {}
+
+    /** Encoded bytes; {@code bytes} may be longer than {@code length}, so it is handed on without a trimming copy. */
+    public record Encoded(byte[] bytes, int length) {}
+
     private final MessageType type;
-    private final String id;
     private final long timestamp;
-    /** Null for an ack, whose one field is {@link #ackOf}: acks are the most frequent message, so they skip the tree. */
+    /** The id's random part as a number below 36^9: the id ({@link #id()}) is written from it, not kept as a String. */
+    private final long idSuffix;
+    /**
+     * The body as a tree: given for the rare messages, built on demand ({@link #body()}) for the frequent ones,
+     * acks ({@link #ackOf}) and field broadcasts ({@link #fields}), which are written without one.
+     */
     private volatile ObjectNode body;
     private final String ackOf;
-    private volatile byte[] binary;
-    private volatile String json;
-    /** For a broadcast of field values ({@link #fieldBatch}), its document; null for anything else. */
+    /** For a field broadcast ({@code delta} of one, {@code delta_batch} of any), its document; else null. */
     private final String fieldsOf;
+    private final List<FieldSet> fields;
+    private volatile Encoded binary;
+    private volatile String json;
 
-    private Outbound(MessageType type, ObjectNode body) {
-        this(type, body, null);
-    }
-
-    private Outbound(MessageType type, ObjectNode body, String fieldsOf) {
-        this(type, body, fieldsOf, null);
-    }
-
-    private Outbound(MessageType type, ObjectNode body, String fieldsOf, String ackOf) {
-        this.ackOf = ackOf;
-        this.fieldsOf = fieldsOf;
+    private Outbound(MessageType type, ObjectNode body, String ackOf, String fieldsOf, List<FieldSet> fields) {
         this.type = type;
         this.timestamp = System.currentTimeMillis();
-        this.id = newId(timestamp);
+        this.idSuffix = ThreadLocalRandom.current().nextLong(ID_SUFFIXES);
         this.body = body;
+        this.ackOf = ackOf;
+        this.fieldsOf = fieldsOf;
+        this.fields = fields;
     }
 
     public static Outbound of(MessageType type, ObjectNode body) {
-        return new Outbound(type, body);
+        return new Outbound(type, body, null, null, null);
     }
 
     /**
      * A broadcast of changed fields as one {@code delta_batch} of {@code set} ops (body {@code {documentId, deltas}}),
      * which a connection may merge with the next ones of the same document ({@link #merged}).
      */
-    public static Outbound fieldBatch(String documentId, ObjectNode body) {
-        return new Outbound(MessageType.DELTA_BATCH, body, documentId);
+    public static Outbound fieldBatch(String documentId, List<FieldSet> fields) {
+        return new Outbound(MessageType.DELTA_BATCH, null, null, documentId, List.copyOf(fields));
     }
 
-    /** The document of a {@link #fieldBatch}, or null. */
+    /** A broadcast of one changed field as a {@code delta} (the upstream shape every client understands). */
+    public static Outbound fieldDelta(String documentId, FieldSet field) {
+        return new Outbound(MessageType.DELTA, null, null, documentId, List.of(field));
+    }
+
+    /** The document of a {@link #fieldBatch}, or null (a {@code delta} is never merged). */
     public String fieldsOf() {
-        return fieldsOf;
+        return type == MessageType.DELTA_BATCH ? fieldsOf : null;
     }
 
     /**
@@ -65,20 +79,15 @@ public final class Outbound {
      * their last change (what applying the batches one after the other comes to, since each op carries the
      * value and the clock of its write).
      */
-    public static Outbound merged(java.util.List<Outbound> batches) {
-        java.util.LinkedHashMap<String, JsonNode> ops = new java.util.LinkedHashMap<>();
+    public static Outbound merged(List<Outbound> batches) {
+        java.util.LinkedHashMap<String, FieldSet> ops = new java.util.LinkedHashMap<>();
         for (Outbound b : batches) {
-            for (JsonNode op : b.body.path("deltas")) {
-                String field = op.path("field").asText();
-                ops.remove(field);
-                ops.put(field, op);
+            for (FieldSet f : b.fields) {
+                ops.remove(f.field());
+                ops.put(f.field(), f);
             }
         }
-        String documentId = batches.getFirst().fieldsOf;
-        ObjectNode body = Json.object().put("documentId", documentId);
-        com.fasterxml.jackson.databind.node.ArrayNode deltas = body.putArray("deltas");
-        ops.values().forEach(deltas::add);
-        return new Outbound(MessageType.DELTA_BATCH, body, documentId);
+        return fieldBatch(batches.getFirst().fieldsOf, new ArrayList<>(ops.values()));
     }
 
     public static Outbound error(String message, ObjectNode details) {
@@ -86,7 +95,7 @@ public final class Outbound {
         if (details != null) {
             body.set("details", details);
         }
-        return new Outbound(MessageType.ERROR, body);
+        return of(MessageType.ERROR, body);
     }
 
     public static Outbound error(String message, String detailKey, String detailValue) {
@@ -94,7 +103,7 @@ public final class Outbound {
     }
 
     public static Outbound ack(String messageId) {
-        return new Outbound(MessageType.ACK, null, null, messageId);
+        return new Outbound(MessageType.ACK, null, messageId, null, null);
     }
 
     public static ObjectNode clockNode(Map<String, Long> clock) {
@@ -108,108 +117,164 @@ public final class Outbound {
     }
 
     public String id() {
-        return id;
+        return timestamp + "-" + suffix(idSuffix);
     }
 
     /** The message body (without id/type/timestamp); callers must not modify it after sending. */
     public JsonNode body() {
         ObjectNode b = body;
-        if (b == null) {
-            body = b = Json.object().put("messageId", ackOf); // racing callers build equal trees
+        if (b == null) { // racing callers build equal trees
+            b = Json.object();
+            if (ackOf != null) {
+                b.put("messageId", ackOf);
+            } else if (type == MessageType.DELTA) {
+                b.put("documentId", fieldsOf);
+                fieldChange(b, fields.getFirst());
+            } else {
+                b.put("documentId", fieldsOf);
+                ArrayNode deltas = b.putArray("deltas");
+                fields.forEach(f -> fieldChange(deltas.addObject().put("type", "set"), f));
+            }
+            body = b;
         }
         return b;
     }
 
-    public byte[] binary() {
-        byte[] b = binary;
-        if (b == null) {
-            // Streamed straight after a blank header, which is then filled in: no copy of the body into a new
-            // tree, no intermediate String.
-            Buffer out = new Buffer(Codec.HEADER_BYTES + 64 + (int) Math.min(64 * 1024, (ackOf != null ? ackOf.length() + 16 : Json.length(body))));
-            out.write(HEADER_PLACEHOLDER, 0, Codec.HEADER_BYTES);
-            try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
-                write(g, false);
-            } catch (IOException e) {
-                throw new IllegalStateException("cannot serialise a JSON tree", e);
-            }
-            b = out.bytes();
-            ByteBuffer.wrap(b).put((byte) type.code()).putLong(timestamp).putInt(b.length - Codec.HEADER_BYTES);
-            binary = b;
+    private static void fieldChange(ObjectNode node, FieldSet f) {
+        node.put("field", f.field()).set("value", f.value());
+        node.set("clock", clockNode(f.clock()));
+        node.put("clientId", SERVER);
+    }
+
+    /** The binary frame: header then payload (§3.3). */
+    public Encoded encoded() {
+        Encoded e = binary;
+        if (e == null) {
+            JsonBytes out = new JsonBytes(Codec.HEADER_BYTES + estimate());
+            out.skip(Codec.HEADER_BYTES); // filled in below, once the length is known
+            write(out, false);
+            byte[] b = out.array();
+            ByteBuffer.wrap(b).put((byte) type.code()).putLong(timestamp).putInt(out.length() - Codec.HEADER_BYTES);
+            binary = e = new Encoded(b, out.length());
         }
-        return b;
+        return e;
+    }
+
+    /** The binary frame as an array of its exact length (a copy if the encoder's array is longer). */
+    public byte[] binary() {
+        Encoded e = encoded();
+        return e.length() == e.bytes().length ? e.bytes() : java.util.Arrays.copyOf(e.bytes(), e.length());
     }
 
     public String json() {
         String j = json;
         if (j == null) {
-            java.io.StringWriter out = new java.io.StringWriter(128);
-            try (JsonGenerator g = Json.MAPPER.createGenerator(out)) {
-                write(g, true);
-            } catch (IOException e) {
-                throw new IllegalStateException("cannot serialise a JSON tree", e);
-            }
-            json = j = out.toString();
+            JsonBytes out = new JsonBytes(estimate());
+            write(out, true);
+            json = j = new String(out.array(), 0, out.length(), StandardCharsets.UTF_8);
         }
         return j;
     }
 
-    /** The payload object; {@code flat} (JSON framing) also carries type and timestamp, which binary has in its header. */
-    private void write(JsonGenerator g, boolean flat) throws IOException {
-        g.writeStartObject();
-        if (flat) {
-            g.writeStringField("type", type.wireName());
+    /**
+     * The payload size, exact for ASCII text and clocks of small numbers, a little over otherwise, so the encoder
+     * seldom grows its array and wastes little: acks and broadcasts are most of what the server allocates.
+     */
+    private int estimate() {
+        long n = 40 + 26; // braces, id, and type and timestamp in the JSON framing
+        if (ackOf != null) {
+            n += 15 + ackOf.length();
+        } else if (fields != null) {
+            n += 27 + fieldsOf.length();
+            for (FieldSet f : fields) {
+                n += 64 + f.field().length() + Json.length(f.value());
+                for (String k : f.clock().keySet()) {
+                    n += k.length() + 24;
+                }
+            }
+        } else {
+            n += Json.length(body) + 8;
         }
-        g.writeStringField("id", id);
+        return (int) Math.min(64 * 1024, n);
+    }
+
+    /** The payload object; {@code flat} (JSON framing) also carries type and timestamp, which binary has in its header. */
+    private void write(JsonBytes out, boolean flat) {
+        out.raw('{');
         if (flat) {
-            g.writeNumberField("timestamp", timestamp);
+            out.ascii("\"type\":").string(type.wireName()).raw(',');
+        }
+        out.ascii("\"id\":\"").number(timestamp).raw('-');
+        for (int shift = ID_CHARS - 1; shift >= 0; shift--) {
+            out.raw(Character.forDigit((int) (idSuffix / POWERS[shift] % 36), 36));
+        }
+        out.raw('"');
+        if (flat) {
+            out.ascii(",\"timestamp\":").number(timestamp);
         }
         if (ackOf != null) {
-            g.writeStringField("messageId", ackOf);
+            out.ascii(",\"messageId\":").string(ackOf);
+        } else if (fields != null) {
+            out.ascii(",\"documentId\":").string(fieldsOf);
+            if (type == MessageType.DELTA) {
+                out.raw(',');
+                writeField(out, fields.getFirst());
+            } else {
+                out.ascii(",\"deltas\":[");
+                for (int i = 0; i < fields.size(); i++) {
+                    out.ascii(i == 0 ? "{\"type\":\"set\"," : ",{\"type\":\"set\",");
+                    writeField(out, fields.get(i));
+                    out.raw('}');
+                }
+                out.raw(']');
+            }
         } else {
             for (var it = body.fields(); it.hasNext(); ) {
                 var e = it.next();
-                g.writeFieldName(e.getKey());
-                Json.MAPPER.writeTree(g, e.getValue());
+                out.raw(',').name(e.getKey()).value(e.getValue());
             }
         }
-        g.writeEndObject();
+        out.raw('}');
     }
 
-    private static final byte[] HEADER_PLACEHOLDER = new byte[Codec.HEADER_BYTES];
-
-    /** A byte array stream that hands over its array when it is exactly full, instead of copying it. */
-    private static final class Buffer extends java.io.ByteArrayOutputStream {
-        Buffer(int size) {
-            super(size);
-        }
-
-        byte[] bytes() {
-            return count == buf.length ? buf : java.util.Arrays.copyOf(buf, count);
-        }
+    private static void writeField(JsonBytes out, FieldSet f) {
+        out.ascii("\"field\":").string(f.field())
+                .ascii(",\"value\":").value(f.value())
+                .ascii(",\"clock\":").clock(f.clock())
+                .ascii(",\"clientId\":\"" + SERVER + "\"");
     }
+
+    private static final String SERVER = "server";
 
     /** Encoded size in the given framing (used to bound outbound queues). */
     public int size(Framing framing) {
-        return framing == Framing.BINARY ? binary().length : json().length();
+        return framing == Framing.BINARY ? encoded().length() : json().length();
+    }
+
+    private static final int ID_CHARS = 9;
+    private static final long[] POWERS = new long[ID_CHARS];
+    private static final long ID_SUFFIXES;
+
+    static {
+        long p = 1;
+        for (int i = 0; i < ID_CHARS; i++) {
+            POWERS[i] = p;
+            p *= 36;
+        }
+        ID_SUFFIXES = p;
     }
 
     /** A fresh message id in the TS server's form, {@code <ms>-<9 base-36 chars>}. */
     public static String newId() {
-        return newId(System.currentTimeMillis());
+        return System.currentTimeMillis() + "-" + suffix(ThreadLocalRandom.current().nextLong(ID_SUFFIXES));
     }
 
-    private static String newId(long millis) {
-        return millis + "-" + randomSuffix();
-    }
-
-    private static String randomSuffix() {
-        ThreadLocalRandom r = ThreadLocalRandom.current();
-        byte[] c = new byte[9];
-        for (int i = 0; i < c.length; i++) {
-            c[i] = (byte) Character.forDigit(r.nextInt(36), 36);
+    private static String suffix(long n) {
+        char[] c = new char[ID_CHARS];
+        for (int i = 0; i < ID_CHARS; i++) {
+            c[i] = Character.forDigit((int) (n / POWERS[ID_CHARS - 1 - i] % 36), 36);
         }
-        // Latin-1 bytes make the String as they are (a char[] would be compressed into a second array).
-        return new String(c, java.nio.charset.StandardCharsets.ISO_8859_1);
+        return new String(c);
     }
 
     @Override

@@ -1,6 +1,5 @@
 package dev.synckit.server.sync;
 
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.synckit.server.crdt.CrdtException;
 import dev.synckit.server.crdt.DataTypes;
@@ -719,18 +718,17 @@ public final class Documents {
         for (Document.PendingField p : batch.values()) {
             clock = p.clock(); // the last field queued carries the newest clock
         }
-        ObjectNode clockNode = Outbound.clockNode(clock);
         Outbound batched = null;
         List<Outbound> perField = null;
         for (Peer p : doc.subscribers) {
             if (p.takesBatches()) {
                 if (batched == null) {
-                    batched = batchOf(doc.id, batch, clockNode);
+                    batched = Outbound.fieldBatch(doc.id, fieldSets(batch, clock));
                 }
                 p.send(batched);
             } else {
                 if (perField == null) {
-                    perField = deltasOf(doc.id, batch, clockNode);
+                    perField = deltasOf(doc.id, fieldSets(batch, clock));
                 }
                 perField.forEach(p::send);
             }
@@ -741,25 +739,17 @@ public final class Documents {
         }
     }
 
-    private static Outbound batchOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
-        ObjectNode body = Json.object().put("documentId", documentId);
-        ArrayNode deltas = body.putArray("deltas");
-        batch.forEach((field, p) -> fieldChange(deltas.addObject().put("type", "set"), field, p, clock));
-        return Outbound.fieldBatch(documentId, body);
-    }
-
-    private static List<Outbound> deltasOf(String documentId, Map<String, Document.PendingField> batch, ObjectNode clock) {
-        List<Outbound> out = new ArrayList<>(batch.size());
-        batch.forEach((field, p) -> out.add(Outbound.of(MessageType.DELTA,
-                fieldChange(Json.object().put("documentId", documentId), field, p, clock))));
+    /** The round's fields, each with the round's newest clock (what a subscriber orders them by). */
+    private static List<Outbound.FieldSet> fieldSets(Map<String, Document.PendingField> batch, Map<String, Long> clock) {
+        List<Outbound.FieldSet> out = new ArrayList<>(batch.size());
+        batch.forEach((field, p) -> out.add(new Outbound.FieldSet(field, p.value(), clock)));
         return out;
     }
 
-    /** What a subscriber is told of one field, in a {@code delta} or a batch's {@code set} op alike. */
-    private static ObjectNode fieldChange(ObjectNode node, String field, Document.PendingField p, ObjectNode clock) {
-        node.put("field", field).set("value", p.value());
-        node.set("clock", clock);
-        return node.put("clientId", "server");
+    private static List<Outbound> deltasOf(String documentId, List<Outbound.FieldSet> fields) {
+        List<Outbound> out = new ArrayList<>(fields.size());
+        fields.forEach(f -> out.add(Outbound.fieldDelta(documentId, f)));
+        return out;
     }
 
     /** Drops idle documents (no subscribers, nothing to flush) beyond the cache limit, least recently used first. */

@@ -362,7 +362,8 @@ final class Connection implements Peer {
                         case Item.Message m -> {
                             dev.synckit.server.meters.Meters.messageOut(m.message().type().wireName());
                             if (framing == Framing.BINARY) {
-                                session.send(BufferData.create(m.message().binary()), true);
+                                var frame = m.message().encoded();
+                                session.send(BufferData.create(frame.bytes(), 0, frame.length()), true);
                             } else {
                                 session.send(m.message().json(), true);
                             }

@@ -120,11 +120,10 @@ class BroadcastKindsTest {
         assertEquals(3, deltas.get(1).path("value").asInt());
     }
 
-    private static ObjectNode body(Map<String, Integer> first, String field, int value) {
-        ObjectNode body = Json.object().put("documentId", "d");
-        ArrayNode deltas = body.putArray("deltas");
-        first.forEach((f, v) -> deltas.addObject().put("type", "set").put("field", f).put("value", v));
-        deltas.addObject().put("type", "set").put("field", field).put("value", value);
-        return body;
+    private static List<Outbound.FieldSet> body(Map<String, Integer> first, String field, int value) {
+        List<Outbound.FieldSet> fields = new java.util.ArrayList<>();
+        first.forEach((f, v) -> fields.add(new Outbound.FieldSet(f, Json.object().numberNode(v), Map.of("c", 1L))));
+        fields.add(new Outbound.FieldSet(field, Json.object().numberNode(value), Map.of("c", 2L)));
+        return fields;
     }
 }
