@@ -51,6 +51,12 @@ public final class Codec {
         }
         MessageType type = MessageType.byCode(code)
                 .orElseThrow(() -> ProtocolException.invalidFormat("unknown type code 0x" + Integer.toHexString(code)));
+        if (type == MessageType.DELTA_BATCH) {
+            Message.DeltaBatch batch = StreamedBatch.read(bytes, HEADER_BYTES, (int) length);
+            if (batch != null) {
+                return new Decoded(batch, type, Framing.BINARY);
+            }
+        }
         return new Decoded(build(type, parseObject(bytes, HEADER_BYTES, (int) length)), type, Framing.BINARY);
     }
 
