@@ -19,11 +19,52 @@ import java.util.Map;
  */
 final class JsonBytes {
     private static final byte[] HEX = "0123456789abcdef".getBytes(StandardCharsets.US_ASCII);
+    /**
+     * Scratch writers handed from message to message: each message is written into one and copied out at its exact
+     * length, so there is one array per message and no guessing its size. Slots rather than a queue, because a
+     * concurrent queue allocates a node per return; a thread that finds every slot empty makes a writer of its own.
+     */
+    private static final java.util.concurrent.atomic.AtomicReferenceArray<JsonBytes> POOL =
+            new java.util.concurrent.atomic.AtomicReferenceArray<>(32);
+    /** Writers grown past this are not kept, so one huge message does not pin its buffer for good. */
+    private static final int KEEP_BYTES = 256 * 1024;
     private byte[] buf;
     private int len;
 
     JsonBytes(int capacity) {
         buf = new byte[Math.max(16, capacity)];
+    }
+
+    /** An empty writer from the pool; give it back with {@link #release}. */
+    static JsonBytes borrow() {
+        int n = POOL.length();
+        int start = (int) (Thread.currentThread().threadId() % n);
+        for (int i = 0; i < n; i++) {
+            JsonBytes b = POOL.getAndSet((start + i) % n, null);
+            if (b != null) {
+                b.len = 0;
+                return b;
+            }
+        }
+        return new JsonBytes(4096);
+    }
+
+    void release() {
+        if (buf.length > KEEP_BYTES) {
+            return;
+        }
+        int n = POOL.length();
+        int start = (int) (Thread.currentThread().threadId() % n);
+        for (int i = 0; i < n; i++) {
+            if (POOL.compareAndSet((start + i) % n, null, this)) {
+                return;
+            }
+        }
+    }
+
+    /** What was written, as an array of its own. */
+    byte[] toArray() {
+        return Arrays.copyOf(buf, len);
     }
 
     byte[] array() {

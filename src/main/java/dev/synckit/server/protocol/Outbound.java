@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,9 +22,6 @@ public final class Outbound {
      */
     public record FieldSet(String field, JsonNode value, Map<String, Long> clock) {}
 
-    /** Encoded bytes; {@code bytes} may be longer than {@code length}, so it is handed on without a trimming copy. */
-    public record Encoded(byte[] bytes, int length) {}
-
     private final MessageType type;
     private final long timestamp;
     /** The id's random part as a number below 36^9: the id ({@link #id()}) is written from it, not kept as a String. */
@@ -39,7 +35,7 @@ public final class Outbound {
     /** For a field broadcast ({@code delta} of one, {@code delta_batch} of any), its document; else null. */
     private final String fieldsOf;
     private final List<FieldSet> fields;
-    private volatile Encoded binary;
+    private volatile byte[] binary;
     private volatile String json;
 
     private Outbound(MessageType type, ObjectNode body, String ackOf, String fieldsOf, List<FieldSet> fields) {
@@ -147,55 +143,44 @@ public final class Outbound {
     }
 
     /** The binary frame: header then payload (§3.3). */
-    public Encoded encoded() {
-        Encoded e = binary;
-        if (e == null) {
-            JsonBytes out = new JsonBytes(Codec.HEADER_BYTES + estimate());
-            out.skip(Codec.HEADER_BYTES); // filled in below, once the length is known
-            write(out, false);
-            byte[] b = out.array();
-            ByteBuffer.wrap(b).put((byte) type.code()).putLong(timestamp).putInt(out.length() - Codec.HEADER_BYTES);
-            binary = e = new Encoded(b, out.length());
-        }
-        return e;
-    }
-
-    /** The binary frame as an array of its exact length (a copy if the encoder's array is longer). */
     public byte[] binary() {
-        Encoded e = encoded();
-        return e.length() == e.bytes().length ? e.bytes() : java.util.Arrays.copyOf(e.bytes(), e.length());
+        byte[] b = binary;
+        if (b == null) {
+            JsonBytes out = JsonBytes.borrow();
+            try {
+                out.skip(Codec.HEADER_BYTES); // filled in below, once the length is known
+                write(out, false);
+                byte[] a = out.array(); // big-endian header: type code, timestamp, payload length
+                a[0] = (byte) type.code();
+                for (int i = 0; i < 8; i++) {
+                    a[1 + i] = (byte) (timestamp >>> (56 - 8 * i));
+                }
+                int payload = out.length() - Codec.HEADER_BYTES;
+                for (int i = 0; i < 4; i++) {
+                    a[9 + i] = (byte) (payload >>> (24 - 8 * i));
+                }
+                b = out.toArray();
+            } finally {
+                out.release();
+            }
+            binary = b;
+        }
+        return b;
     }
 
     public String json() {
         String j = json;
         if (j == null) {
-            JsonBytes out = new JsonBytes(estimate());
-            write(out, true);
-            json = j = new String(out.array(), 0, out.length(), StandardCharsets.UTF_8);
+            JsonBytes out = JsonBytes.borrow();
+            try {
+                write(out, true);
+                j = new String(out.array(), 0, out.length(), StandardCharsets.UTF_8);
+            } finally {
+                out.release();
+            }
+            json = j;
         }
         return j;
-    }
-
-    /**
-     * The payload size, exact for ASCII text and clocks of small numbers, a little over otherwise, so the encoder
-     * seldom grows its array and wastes little: acks and broadcasts are most of what the server allocates.
-     */
-    private int estimate() {
-        long n = 40 + 26; // braces, id, and type and timestamp in the JSON framing
-        if (ackOf != null) {
-            n += 15 + ackOf.length();
-        } else if (fields != null) {
-            n += 27 + fieldsOf.length();
-            for (FieldSet f : fields) {
-                n += 64 + f.field().length() + Json.length(f.value());
-                for (String k : f.clock().keySet()) {
-                    n += k.length() + 24;
-                }
-            }
-        } else {
-            n += Json.length(body) + 8;
-        }
-        return (int) Math.min(64 * 1024, n);
     }
 
     /** The payload object; {@code flat} (JSON framing) also carries type and timestamp, which binary has in its header. */
@@ -248,7 +233,7 @@ public final class Outbound {
 
     /** Encoded size in the given framing (used to bound outbound queues). */
     public int size(Framing framing) {
-        return framing == Framing.BINARY ? encoded().length() : json().length();
+        return framing == Framing.BINARY ? binary().length : json().length();
     }
 
     private static final int ID_CHARS = 9;

@@ -22,7 +22,36 @@ import java.util.concurrent.ConcurrentHashMap;
  * when it stops. Keeps the newest {@code appliedPerDocument} applied message ids per document.
  */
 public final class MemoryStorage implements StorageAdapter {
-    private record Entry(StoredDocument document, SequencedSet<String> applied) {}
+    /**
+     * A document as kept here: its fields are changed in place by each commit, inside {@code documents.compute} on its
+     * key (which serialises writers per document), so a write costs its own fields, not a copy of the document's.
+     * Readers get an immutable copy made under the same lock, kept until the next commit.
+     */
+    private static final class Entry {
+        final String id;
+        final LinkedHashMap<String, JsonNode> fields = new LinkedHashMap<>();
+        final SequencedSet<String> applied = new LinkedHashSet<>();
+        Map<String, Long> clock = Map.of();
+        volatile long seq;
+        TextState text;
+        DataTypes types = DataTypes.NONE;
+        long updatedAt;
+        StoredDocument view;
+
+        Entry(String id) {
+            this.id = id;
+        }
+
+        /** Only under the key's lock. */
+        StoredDocument document() {
+            StoredDocument v = view;
+            if (v == null) {
+                view = v = new StoredDocument(id, Collections.unmodifiableMap(new LinkedHashMap<>(fields)), clock, seq,
+                        text, types, updatedAt);
+            }
+            return v;
+        }
+    }
 
     private final ConcurrentHashMap<String, Entry> documents = new ConcurrentHashMap<>();
     private final int appliedPerDocument;
@@ -37,20 +66,25 @@ public final class MemoryStorage implements StorageAdapter {
 
     @Override
     public Optional<StoredDocument> load(String documentId) {
-        return Optional.ofNullable(documents.get(documentId)).map(Entry::document);
+        StoredDocument[] out = new StoredDocument[1];
+        documents.computeIfPresent(documentId, (id, e) -> {
+            out[0] = e.document();
+            return e;
+        });
+        return Optional.ofNullable(out[0]);
     }
 
     @Override
     public long currentSeq(String documentId) {
         Entry e = documents.get(documentId);
-        return e == null ? 0 : e.document().seq();
+        return e == null ? 0 : e.seq;
     }
 
     @Override
     public CommitResult commit(DocumentWrite proposed, Rebase rebase) {
         CommitResult[] result = new CommitResult[1];
         documents.compute(proposed.documentId(), (id, old) -> {
-            long storedSeq = old == null ? 0 : old.document().seq();
+            long storedSeq = old == null ? 0 : old.seq;
             long epoch = epochs.getOrDefault(id, 0L);
             if (proposed.fence() != 0 && proposed.fence() != epoch) {
                 result[0] = new CommitResult.Fenced(proposed.fence(), epoch);
@@ -58,7 +92,7 @@ public final class MemoryStorage implements StorageAdapter {
                 return old;
             }
             String key = proposed.deduplicated() ? proposed.clientId() + "\u0000" + proposed.messageId() : null;
-            if (key != null && old != null && old.applied().contains(key)) {
+            if (key != null && old != null && old.applied.contains(key)) {
                 result[0] = CommitResult.DUPLICATE;
                 return old;
             }
@@ -69,26 +103,32 @@ public final class MemoryStorage implements StorageAdapter {
                 write = rebase.onto(rebasedOnto);
             }
             result[0] = new CommitResult.Applied(write, rebasedOnto);
-            Map<String, JsonNode> fields = new LinkedHashMap<>(old == null ? Map.of() : old.document().fields());
+            Map<String, Long> clock = Map.copyOf(write.clock()); // the same map when immutable already, as Documents makes it
+            Entry e = old == null ? new Entry(id) : old;
             for (StoredDelta d : write.deltas()) {
                 if (d.isDelete()) {
-                    fields.remove(d.field());
+                    e.fields.remove(d.field());
                 } else {
-                    fields.put(d.field(), d.value());
+                    e.fields.put(d.field(), d.value());
                 }
             }
-            TextState text = write.text() != null ? write.text() : old == null ? null : old.document().text();
-            DataTypes types = write.types() != null ? write.types() : old == null ? DataTypes.NONE : old.document().types();
-            // compute() serialises writers per key, and only writers touch the set.
-            SequencedSet<String> applied = old == null ? new LinkedHashSet<>() : old.applied();
+            if (write.text() != null) {
+                e.text = write.text();
+            }
+            if (write.types() != null) {
+                e.types = write.types();
+            }
             if (key != null) {
-                applied.add(key);
-                while (applied.size() > appliedPerDocument) {
-                    applied.removeFirst();
+                e.applied.add(key);
+                while (e.applied.size() > appliedPerDocument) {
+                    e.applied.removeFirst();
                 }
             }
-            return new Entry(new StoredDocument(id, Collections.unmodifiableMap(fields), Map.copyOf(write.clock()),
-                    write.lastSeq(), text, types, write.timestamp()), applied);
+            e.clock = clock;
+            e.updatedAt = write.timestamp();
+            e.view = null;
+            e.seq = write.lastSeq();
+            return e;
         });
         return result[0];
     }
@@ -105,8 +145,9 @@ public final class MemoryStorage implements StorageAdapter {
 
     @Override
     public List<DocumentSummary> list(String prefix, String after, int limit) {
-        return documents.values().stream()
-                .map(Entry::document)
+        return documents.keySet().stream()
+                .map(id -> load(id).orElse(null))
+                .filter(d -> d != null)
                 .filter(d -> d.id().startsWith(prefix) && (after == null || d.id().compareTo(after) > 0) && hasContent(d))
                 .sorted(Comparator.comparing(StoredDocument::id))
                 .limit(limit)

@@ -585,20 +585,53 @@ public final class Documents {
      * order remote values by {@code max(clock)}, accept every authoritative broadcast.
      */
     static Map<String, Long> nextClock(Map<String, Long> current, Map<String, Long> client) {
-        Map<String, Long> next = new HashMap<>(current);
-        client.forEach((k, v) -> next.merge(k, v, Math::max));
-        long before = max(current);
-        if (max(next) <= before) {
-            next.put(SERVER_CLOCK_KEY, before + 1);
+        // Runs on every write: the entries go straight into the immutable result, with no map in between.
+        int added = 0;
+        for (String k : client.keySet()) {
+            if (!current.containsKey(k)) {
+                added++;
+            }
         }
-        if (next.size() > MAX_CLOCK_KEYS) {
+        long before = 0;
+        long after = 0;
+        boolean hasServer = false;
+        @SuppressWarnings("unchecked")
+        Map.Entry<String, Long>[] next = new Map.Entry[current.size() + added];
+        int n = 0;
+        for (Map.Entry<String, Long> e : current.entrySet()) {
+            long mine = e.getValue();
+            Long theirs = client.get(e.getKey());
+            next[n++] = theirs != null && theirs > mine ? Map.entry(e.getKey(), theirs) : e;
+            before = Math.max(before, mine);
+            after = Math.max(after, Math.max(mine, theirs == null ? 0 : theirs));
+            hasServer |= e.getKey().equals(SERVER_CLOCK_KEY);
+        }
+        for (Map.Entry<String, Long> e : client.entrySet()) {
+            if (!current.containsKey(e.getKey())) {
+                next[n++] = e;
+                after = Math.max(after, e.getValue());
+                hasServer |= e.getKey().equals(SERVER_CLOCK_KEY);
+            }
+        }
+        if (after <= before) {
+            Map.Entry<String, Long> bump = Map.entry(SERVER_CLOCK_KEY, before + 1);
+            if (hasServer) {
+                for (int i = 0; i < n; i++) {
+                    if (next[i].getKey().equals(SERVER_CLOCK_KEY)) {
+                        next[i] = bump;
+                    }
+                }
+            } else {
+                next = java.util.Arrays.copyOf(next, n + 1);
+                next[n++] = bump;
+            }
+        }
+        if (n > MAX_CLOCK_KEYS) {
             // The largest entries (the maximum among them), ties by key so every instance keeps the same ones.
-            return next.entrySet().stream()
-                    .sorted(Map.Entry.<String, Long>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()))
-                    .limit(MAX_CLOCK_KEYS)
-                    .collect(java.util.stream.Collectors.toUnmodifiableMap(Map.Entry::getKey, Map.Entry::getValue));
+            java.util.Arrays.sort(next, Map.Entry.<String, Long>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()));
+            next = java.util.Arrays.copyOf(next, MAX_CLOCK_KEYS);
         }
-        return Map.copyOf(next);
+        return Map.ofEntries(next);
     }
 
     static long max(Map<String, Long> clock) {

@@ -362,8 +362,7 @@ final class Connection implements Peer {
                         case Item.Message m -> {
                             dev.synckit.server.meters.Meters.messageOut(m.message().type().wireName());
                             if (framing == Framing.BINARY) {
-                                var frame = m.message().encoded();
-                                session.send(BufferData.create(frame.bytes(), 0, frame.length()), true);
+                                session.send(BufferData.create(m.message().binary()), true);
                             } else {
                                 session.send(m.message().json(), true);
                             }

@@ -167,6 +167,36 @@ class DocumentsTest {
     }
 
     @Test
+    void nextClockIsThePerKeyMaximumWithTheServerBumpAndTheLargestKeysKept() {
+        java.util.Random random = new java.util.Random(42);
+        for (int round = 0; round < 20_000; round++) {
+            Map<String, Long> current = randomClock(random);
+            Map<String, Long> client = randomClock(random);
+            // The plain definition: merge by maximum, raise the server key unless the maximum grew, keep the largest.
+            Map<String, Long> merged = new java.util.HashMap<>(current);
+            client.forEach((k, v) -> merged.merge(k, v, Math::max));
+            if (Documents.max(merged) <= Documents.max(current)) {
+                merged.put(Documents.SERVER_CLOCK_KEY, Documents.max(current) + 1);
+            }
+            Map<String, Long> expected = merged.entrySet().stream()
+                    .sorted(Map.Entry.<String, Long>comparingByValue().reversed().thenComparing(Map.Entry.comparingByKey()))
+                    .limit(Documents.MAX_CLOCK_KEYS)
+                    .collect(java.util.stream.Collectors.toMap(Map.Entry::getKey, Map.Entry::getValue));
+            assertEquals(expected, Documents.nextClock(current, client), current + " + " + client);
+        }
+    }
+
+    private static Map<String, Long> randomClock(java.util.Random random) {
+        Map<String, Long> clock = new java.util.HashMap<>();
+        int size = random.nextInt(Documents.MAX_CLOCK_KEYS + 3);
+        for (int i = 0; i < size; i++) {
+            String key = random.nextInt(8) == 0 ? Documents.SERVER_CLOCK_KEY : "c" + random.nextInt(14);
+            clock.put(key, (long) random.nextInt(6));
+        }
+        return Map.copyOf(clock);
+    }
+
+    @Test
     void clockMaximumGrowsWithEveryWriteEvenWhenClientClocksDoNot() {
         Map<String, Long> clock = Map.of();
         long previous = 0;

@@ -107,6 +107,9 @@ class OutboundTest {
             }
             waitFor("the client furthest behind to be closed", Duration.ofSeconds(15),
                     () -> s.app().gateway().connectionCount() == 3);
+            // The closed connection leaves its documents just after its socket closes.
+            waitFor("the closed client to leave its documents", Duration.ofSeconds(5),
+                    () -> s.app().documents().subscribers("d1").size() + s.app().documents().subscribers("d2").size() == 4);
             // The writer is subscribed to both documents by writing to them.
             assertEquals(3, s.app().documents().subscribers("d1").size(), "the other silent client and the fast one stay");
             assertEquals(1, s.app().documents().subscribers("d2").size(), "the one on both documents went");
