@@ -77,7 +77,9 @@ public final class Meters {
     }
 
     private static LongAdder counter(String name, String description) {
-        return (LongAdder) CACHE.computeIfAbsent(name, k -> registered(name, description, List.of()));
+        // get first: computeIfAbsent's capturing lambda would be allocated on every count
+        Object c = CACHE.get(name);
+        return (LongAdder) (c != null ? c : CACHE.computeIfAbsent(name, k -> registered(name, description, List.of())));
     }
 
     private static LongAdder registered(String name, String description, List<Tag> tags) {
@@ -95,8 +97,9 @@ public final class Meters {
             .mapToObj(Duration::ofNanos).map(d -> d.multipliedBy(1_000)).toArray(Duration[]::new);
 
     private static Timer timer(String name, String description) {
-        return (Timer) CACHE.computeIfAbsent(name, k -> registry().getOrCreate(Timer.builder(name).description(description)
-                .buckets(BUCKETS)));
+        Object t = CACHE.get(name);
+        return (Timer) (t != null ? t : CACHE.computeIfAbsent(name, k -> registry().getOrCreate(Timer.builder(name)
+                .description(description).buckets(BUCKETS))));
     }
 
     public static void connectionOpened() {
@@ -139,16 +142,16 @@ public final class Meters {
 
     /** From receiving a write message to queuing its ack (includes the storage commit). */
     public static void ackLatency(long nanos) {
-        timer("synckit.ack.latency", "Write received to ack queued").record(Duration.ofNanos(nanos));
+        timer("synckit.ack.latency", "Write received to ack queued").record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     /** From a write's commit to its broadcast being queued to subscribers. */
     public static void fanOutLatency(long nanos) {
-        timer("synckit.fanout.latency", "Commit to broadcast queued").record(Duration.ofNanos(nanos));
+        timer("synckit.fanout.latency", "Commit to broadcast queued").record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     public static void commitLatency(long nanos) {
-        timer("synckit.storage.commit.latency", "Storage commit of one write").record(Duration.ofNanos(nanos));
+        timer("synckit.storage.commit.latency", "Storage commit of one write").record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     public static void groupCommitBatch(int writes) {
@@ -216,7 +219,7 @@ public final class Meters {
     /** A write sent to its document's owner, from sending to the owner's answer. */
     public static void forwarded(long nanos) {
         counter("synckit.forwarded.writes", "Writes forwarded to the owning instance").increment();
-        timer("synckit.forwarded.latency", "Forwarded write sent to owner's answer received").record(Duration.ofNanos(nanos));
+        timer("synckit.forwarded.latency", "Forwarded write sent to owner's answer received").record(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     /** A forwarded write sent again (owner changed, refused it as not owner, or did not answer in time). */
@@ -229,7 +232,7 @@ public final class Meters {
     /** A delivery a receiver answered with 2xx; the latency runs from the (first) commit it reports. */
     public static void webhookDelivered(String event, long nanosSinceCommit) {
         counter("synckit.webhooks.delivered", "Webhook deliveries answered with 2xx", "event", event).increment();
-        timer("synckit.webhooks.latency", "Commit to webhook delivered").record(Duration.ofNanos(nanosSinceCommit));
+        timer("synckit.webhooks.latency", "Commit to webhook delivered").record(nanosSinceCommit, java.util.concurrent.TimeUnit.NANOSECONDS);
     }
 
     /** {@code reason}: status (not 2xx), timeout, io (connection refused, reset, …). Each is retried or given up. */

@@ -54,10 +54,11 @@ public final class Outbound {
 
     /**
      * A broadcast of changed fields as one {@code delta_batch} of {@code set} ops (body {@code {documentId, deltas}}),
-     * which a connection may merge with the next ones of the same document ({@link #merged}).
+     * which a connection may merge with the next ones of the same document ({@link #merged}). The list is kept, not
+     * copied: the caller hands it over.
      */
     public static Outbound fieldBatch(String documentId, List<FieldSet> fields) {
-        return new Outbound(MessageType.DELTA_BATCH, null, null, documentId, List.copyOf(fields));
+        return new Outbound(MessageType.DELTA_BATCH, null, null, documentId, fields);
     }
 
     /** A broadcast of one changed field as a {@code delta} (the upstream shape every client understands). */
@@ -76,14 +77,36 @@ public final class Outbound {
      * value and the clock of its write).
      */
     public static Outbound merged(List<Outbound> batches) {
-        java.util.LinkedHashMap<String, FieldSet> ops = new java.util.LinkedHashMap<>();
-        for (Outbound b : batches) {
-            for (FieldSet f : b.fields) {
-                ops.remove(f.field());
-                ops.put(f.field(), f);
+        // Newest first, each field the first time it is met, then reversed: the last changes in their order.
+        // Documents have few fields, so a scan of what is kept is cheaper than a map until there are many.
+        List<FieldSet> kept = new ArrayList<>();
+        java.util.Set<String> seen = null;
+        for (int b = batches.size() - 1; b >= 0; b--) {
+            List<FieldSet> fields = batches.get(b).fields;
+            for (int i = fields.size() - 1; i >= 0; i--) {
+                FieldSet f = fields.get(i);
+                if (seen == null && kept.size() > 16) {
+                    seen = new java.util.HashSet<>();
+                    for (FieldSet k : kept) {
+                        seen.add(k.field());
+                    }
+                }
+                if (seen != null ? seen.add(f.field()) : !contains(kept, f.field())) {
+                    kept.add(f);
+                }
             }
         }
-        return fieldBatch(batches.getFirst().fieldsOf, new ArrayList<>(ops.values()));
+        java.util.Collections.reverse(kept);
+        return new Outbound(MessageType.DELTA_BATCH, null, null, batches.getFirst().fieldsOf, kept);
+    }
+
+    private static boolean contains(List<FieldSet> fields, String field) {
+        for (FieldSet f : fields) {
+            if (f.field().equals(field)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     public static Outbound error(String message, ObjectNode details) {

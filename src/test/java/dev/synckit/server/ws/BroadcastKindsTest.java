@@ -120,6 +120,32 @@ class BroadcastKindsTest {
         assertEquals(3, deltas.get(1).path("value").asInt());
     }
 
+    @Test
+    void mergingManyBatchesOfManyFieldsKeepsEachFieldsLastChangeInOrder() {
+        java.util.Random random = new java.util.Random(7);
+        for (int round = 0; round < 200; round++) {
+            List<Outbound> batches = new java.util.ArrayList<>();
+            java.util.LinkedHashMap<String, Integer> expected = new java.util.LinkedHashMap<>();
+            int value = 0;
+            for (int b = 0; b < 1 + random.nextInt(6); b++) {
+                List<Outbound.FieldSet> fields = new java.util.ArrayList<>();
+                java.util.Set<String> inBatch = new java.util.HashSet<>();
+                for (int f = 0; f < 1 + random.nextInt(30); f++) {
+                    String field = "f" + random.nextInt(40);
+                    if (inBatch.add(field)) { // a round holds each field once
+                        fields.add(new Outbound.FieldSet(field, Json.object().numberNode(++value), Map.of("c", (long) value)));
+                        expected.remove(field);
+                        expected.put(field, value);
+                    }
+                }
+                batches.add(Outbound.fieldBatch("d", fields));
+            }
+            java.util.LinkedHashMap<String, Integer> actual = new java.util.LinkedHashMap<>();
+            Outbound.merged(batches).body().path("deltas").forEach(op -> actual.put(op.path("field").asText(), op.path("value").asInt()));
+            assertEquals(List.copyOf(expected.entrySet()), List.copyOf(actual.entrySet()));
+        }
+    }
+
     private static List<Outbound.FieldSet> body(Map<String, Integer> first, String field, int value) {
         List<Outbound.FieldSet> fields = new java.util.ArrayList<>();
         first.forEach((f, v) -> fields.add(new Outbound.FieldSet(f, Json.object().numberNode(v), Map.of("c", 1L))));
