@@ -297,7 +297,7 @@ public final class PostgresStorage implements StorageAdapter {
      */
     private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
         String id = run.getFirst().documentId();
-        LockedRow row = lockRow(tx, id);
+        LockedRow row = lockRow(tx, id, run.stream().anyMatch(p -> p.proposed.fence() != 0));
         long seq = row.seq();
         java.util.Set<String> applied = appliedBefore(tx, id, run);
         Map<Pending, CommitResult> results = new LinkedHashMap<>();
@@ -339,8 +339,21 @@ public final class PostgresStorage implements StorageAdapter {
     /**
      * Locks the document row and returns its sequence and epoch, creating the row first if it is missing.
      * Not an upsert: that would update an existing row and fire the TS schema's version trigger once more.
+     * With {@code fenced} (a write of the run carries an epoch) the epoch row is share-locked as well: a
+     * claim holds the document row while it raises the epoch, and a statement that waited for that lock
+     * still reads the other tables in the snapshot it began with, so only a lock on the epoch row makes
+     * PostgreSQL re-read it as committed by the claim (without it a former owner's commit passed the check,
+     * FencingTest). A claim's row exists before any write carries its epoch; if it does not, the plain
+     * statement reads epoch 0 and the write is refused.
      */
-    private static LockedRow lockRow(DbTransaction tx, String id) {
+    private static LockedRow lockRow(DbTransaction tx, String id, boolean fenced) {
+        if (fenced) {
+            Optional<DbRow> row = tx.get("SELECT d.seq, o.epoch FROM documents d"
+                    + " JOIN synckit_owner_epochs o ON o.document_id = d.id WHERE d.id = ? FOR UPDATE OF d FOR SHARE OF o", id);
+            if (row.isPresent()) {
+                return new LockedRow(row.get().column("seq").get(Long.class), row.get().column("epoch").get(Long.class));
+            }
+        }
         String lock = "SELECT d.seq, COALESCE(o.epoch, 0) AS epoch FROM documents d"
                 + " LEFT JOIN synckit_owner_epochs o ON o.document_id = d.id WHERE d.id = ? FOR UPDATE OF d";
         Optional<DbRow> row = tx.get(lock, id);
@@ -361,7 +374,7 @@ public final class PostgresStorage implements StorageAdapter {
         try {
             DbTransaction tx = db.transaction();
             try {
-                lockRow(tx, documentId);
+                lockRow(tx, documentId, false);
                 long epoch = tx.get("INSERT INTO synckit_owner_epochs (document_id, epoch) VALUES (?, 1)"
                         + " ON CONFLICT (document_id) DO UPDATE SET epoch = synckit_owner_epochs.epoch + 1, claimed_at = NOW()"
                         + " RETURNING epoch", documentId).orElseThrow().column("epoch").get(Long.class);

@@ -138,6 +138,49 @@ class FencingTest {
             return PostgresStorage.open(StorageContractTest.postgresSettings(db.url(), 16, 1));
         }
 
+        /**
+         * The claim commits while the former owner's commit waits for the document row: that commit's statement
+         * began before the claim was visible, so an epoch read in its snapshot would still be the old one.
+         */
+        @Test
+        void aCommitThatWaitedForAClaimsRowLockSeesTheClaimedEpoch() throws Exception {
+            long a = store.claim("doc");
+            assertInstanceOf(CommitResult.Applied.class, store.commit(write("doc", 0, "f", "\"a1\"", a, "m1"),
+                    onto("f", "\"a1\"", a, "m1")));
+            try (java.sql.Connection claimer = db.connect(); java.sql.Connection watcher = db.connect()) {
+                claimer.setAutoCommit(false);
+                try (var st = claimer.createStatement()) {
+                    // What a claim by another instance does: the row lock first, then the epoch.
+                    st.execute("SELECT 1 FROM documents WHERE id = 'doc' FOR UPDATE");
+                    st.execute("UPDATE synckit_owner_epochs SET epoch = epoch + 1 WHERE document_id = 'doc'");
+                }
+                java.util.concurrent.CompletableFuture<CommitResult> late = new java.util.concurrent.CompletableFuture<>();
+                store.submit(write("doc", 1, "f", "\"a2\"", a, "m2"), onto("f", "\"a2\"", a, "m2"), (r, e) -> {
+                    if (e != null) {
+                        late.completeExceptionally(e);
+                    } else {
+                        late.complete(r);
+                    }
+                });
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (!waitingForALock(watcher)) {
+                    assertTrue(System.nanoTime() < deadline, "the commit never waited for the claim's row lock");
+                    Thread.sleep(5);
+                }
+                claimer.commit();
+                assertEquals(new CommitResult.Fenced(a, a + 1), late.get(10, TimeUnit.SECONDS));
+            }
+            assertEquals(json("\"a1\""), store.load("doc").orElseThrow().fields().get("f"), "the former owner's write was stored");
+        }
+
+        private static boolean waitingForALock(java.sql.Connection c) throws java.sql.SQLException {
+            try (var st = c.createStatement(); var rs = st.executeQuery("SELECT count(*) FROM pg_stat_activity"
+                    + " WHERE datname = current_database() AND wait_event_type = 'Lock'")) {
+                rs.next();
+                return rs.getInt(1) > 0;
+            }
+        }
+
         @Override
         void dispose() {
             if (db != null) {
