@@ -52,6 +52,7 @@ public final class PostgresStorage implements StorageAdapter {
     private final GroupCommit groupCommit;
     private final PostgresSnapshots snapshots;
     private final LongAdder transactions = new LongAdder();
+    private static final LongAdder ONE_STATEMENT_RUNS = new LongAdder();
     private final String schemaVersion;
     private final int cleanupBatch;
     private final int keepDeltas;
@@ -71,6 +72,11 @@ public final class PostgresStorage implements StorageAdapter {
     /** Write transactions committed so far (fewer than writes when group commit batches them). */
     public long transactions() {
         return transactions.sum();
+    }
+
+    /** Runs of writes (all of one batch to one document) stored by one checked statement, in this JVM. */
+    public static long oneStatementRuns() {
+        return ONE_STATEMENT_RUNS.sum();
     }
 
     /** Helidon 4.5.0 ships no Hikari provider for its DB client; this is the whole adapter it needs. */
@@ -297,6 +303,10 @@ public final class PostgresStorage implements StorageAdapter {
      */
     private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
         String id = run.getFirst().documentId();
+        if (RunStatement.writeIfCurrent(tx, id, proposals(run), keepDeltas)) {
+            ONE_STATEMENT_RUNS.increment();
+            return applied(run);
+        }
         LockedRow row = lockRow(tx, id, run.stream().anyMatch(p -> p.proposed.fence() != 0));
         long seq = row.seq();
         java.util.Set<String> applied = appliedBefore(tx, id, run);
@@ -320,7 +330,7 @@ public final class PostgresStorage implements StorageAdapter {
             }
             StoredDocument rebasedOnto = null;
             if (write.baseSeq() != seq) {
-                writeAll(tx, id, unwritten, keepDeltas);
+                RunStatement.write(tx, id, unwritten, keepDeltas);
                 unwritten.clear();
                 rebasedOnto = load(tx, id).orElse(StoredDocument.empty(id));
                 write = p.rebase.onto(rebasedOnto);
@@ -329,7 +339,23 @@ public final class PostgresStorage implements StorageAdapter {
             seq = write.lastSeq();
             results.put(p, new CommitResult.Applied(write, rebasedOnto));
         }
-        writeAll(tx, id, unwritten, keepDeltas);
+        RunStatement.write(tx, id, unwritten, keepDeltas);
+        return results;
+    }
+
+    private static List<DocumentWrite> proposals(List<Pending> run) {
+        List<DocumentWrite> writes = new ArrayList<>(run.size());
+        for (Pending p : run) {
+            writes.add(p.proposed);
+        }
+        return writes;
+    }
+
+    private static Map<Pending, CommitResult> applied(List<Pending> run) {
+        Map<Pending, CommitResult> results = new LinkedHashMap<>();
+        for (Pending p : run) {
+            results.put(p, new CommitResult.Applied(p.proposed, null));
+        }
         return results;
     }
 
@@ -418,92 +444,8 @@ public final class PostgresStorage implements StorageAdapter {
     }
 
     /** Ids beyond the upstream column limits are stored without de-duplication rather than rejected. */
-    private static boolean dedupable(DocumentWrite write) {
+    static boolean dedupable(DocumentWrite write) {
         return write.deduplicated() && write.clientId().length() <= MAX_ID && write.messageId().length() <= MAX_ID;
-    }
-
-    /**
-     * Consecutive writes to one document in one statement: the last value of each field, the clock of the
-     * last write (each write's clock is the whole document clock after it, so keys the sync core compacted
-     * away are deleted), the newest text state, the message ids, and a delta row per field change of which
-     * the document keeps only its newest {@code keepDeltas} (an audit trail in the TS row format; nothing
-     * in the server reads it, so it is bounded, ARCHITECTURE.md "Storage growth"). The parts touch
-     * different rows, so one statement of data-modifying CTEs equals separate statements in this transaction.
-     */
-    private static void writeAll(DbTransaction tx, String id, List<DocumentWrite> writes, int keepDeltas) {
-        if (writes.isEmpty()) {
-            return;
-        }
-        Map<String, JsonNode> last = new LinkedHashMap<>();
-        ArrayNode rows = Json.MAPPER.createArrayNode();
-        ArrayNode messages = Json.MAPPER.createArrayNode();
-        TextState text = null;
-        DataTypes types = null;
-        long lastSeq = writes.getLast().lastSeq();
-        for (DocumentWrite write : writes) {
-            long max = 0;
-            for (long v : write.clock().values()) {
-                max = Math.max(max, v);
-            }
-            for (StoredDelta d : write.deltas()) {
-                last.put(d.field(), d.value());
-                if (d.seq() > lastSeq - keepDeltas) {
-                    ObjectNode row = rows.addObject().put("seq", d.seq()).put("field", d.field())
-                            .put("op", d.isDelete() ? "delete" : "set").put("writer", d.writer()).put("ts", d.timestamp())
-                            .put("cv", max);
-                    row.set("value", d.value());
-                }
-            }
-            if (write.text() != null) {
-                text = write.text();
-            }
-            if (write.types() != null) {
-                types = write.types();
-            }
-            if (dedupable(write)) {
-                messages.addObject().put("c", write.clientId()).put("m", write.messageId()).put("s", write.lastSeq());
-            }
-        }
-        ObjectNode sets = Json.object();
-        ArrayNode removes = Json.MAPPER.createArrayNode();
-        last.forEach((field, value) -> {
-            if (value == null) {
-                removes.add(field);
-            } else {
-                sets.set(field, value);
-            }
-        });
-        String textJson = text == null ? null
-                : Json.object().put("state", text.state()).put("clock", text.clock()).toString();
-        String typesJson = types == null ? null : types.toJson().toString();
-        String clock = Json.MAPPER.valueToTree(writes.getLast().clock()).toString();
-        tx.dml("WITH state AS (UPDATE documents SET state = jsonb_build_object('id', id, 'fields',"
-                        + " (COALESCE(state -> 'fields', '{}'::jsonb) || ?::jsonb)"
-                        + " - ARRAY(SELECT jsonb_array_elements_text(?::jsonb))),"
-                        + " seq = ?, text_state = COALESCE(?::jsonb, text_state), data_types = COALESCE(?::jsonb, data_types)"
-                        + " WHERE id = ? RETURNING id),"
-                        + " pruned AS (DELETE FROM vector_clocks WHERE document_id = ?"
-                        + " AND client_id NOT IN (SELECT jsonb_object_keys(?::jsonb)) RETURNING 1),"
-                        + " clock AS (INSERT INTO vector_clocks (document_id, client_id, clock_value)"
-                        + " SELECT ?, key, value::BIGINT FROM jsonb_each_text(?::jsonb)"
-                        + " ON CONFLICT (document_id, client_id) DO UPDATE"
-                        + " SET clock_value = EXCLUDED.clock_value, updated_at = NOW()"
-                        // Only keys that grew: an unchanged key then costs no new row version.
-                        + " WHERE vector_clocks.clock_value < EXCLUDED.clock_value RETURNING 1),"
-                        + " applied AS (INSERT INTO synckit_applied_messages (document_id, client_id, message_id, seq)"
-                        + " SELECT ?, x.c, x.m, x.s FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT, s BIGINT)"
-                        + " ON CONFLICT DO NOTHING RETURNING 1),"
-                        // Rows written by the TS server have no seq and age out through the cleanup instead.
-                        + " trimmed AS (DELETE FROM deltas WHERE document_id = ? AND seq <= ? RETURNING 1)"
-                        + " INSERT INTO deltas (document_id, client_id, operation_type, field_path, value, clock_value, seq, timestamp)"
-                        + " SELECT ?, x.writer, x.op, x.field, x.value, x.cv, x.seq, to_timestamp(x.ts / 1000.0)"
-                        + " FROM jsonb_to_recordset(?::jsonb) AS x(seq BIGINT, field TEXT, op TEXT, value JSONB, writer TEXT, ts BIGINT, cv BIGINT)",
-                sets.toString(), removes.toString(), lastSeq, textJson, typesJson, id,
-                id, clock,
-                id, clock,
-                id, messages.toString(),
-                id, lastSeq - keepDeltas,
-                id, rows.toString());
     }
 
     /** Why a write transaction failed, which decides what is retried. */
@@ -651,6 +593,23 @@ public final class PostgresStorage implements StorageAdapter {
 
         /** Applies the batch (sorted by document) in one transaction and commits it, or throws having stored nothing. */
         private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws BatchFailure {
+            String only = batch.getFirst().documentId();
+            if (only.equals(batch.getLast().documentId())) {
+                // One document (sorted batch): try it as one autocommitted statement, one round trip in all.
+                try {
+                    if (RunStatement.writeIfCurrent(db.execute(), only, proposals(batch), keepDeltas)) {
+                        results.putAll(applied(batch));
+                        ONE_STATEMENT_RUNS.increment();
+                        transactions.increment();
+                        dev.synckit.server.meters.Meters.groupCommitBatch(batch.size());
+                        return;
+                    }
+                } catch (RuntimeException e) {
+                    FailureKind kind = FailureKind.of(e, true);
+                    throw new BatchFailure(kind, only, failure("commit a write to " + only
+                            + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
+                }
+            }
             DbTransaction tx;
             try {
                 tx = db.transaction();

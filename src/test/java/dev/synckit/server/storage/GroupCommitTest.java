@@ -29,6 +29,45 @@ class GroupCommitTest {
                 "conn-1", System.currentTimeMillis())), Map.of("server", baseSeq + 1), null, System.currentTimeMillis(), null, null);
     }
 
+    /**
+     * A write based on the stored sequence is locked, checked and stored by one statement; a write whose base
+     * is stale or whose message id was applied takes the long way and is rebased or answered as a duplicate,
+     * with nothing of the checked statement stored.
+     */
+    @Test
+    void currentWritesTakeOneStatementAndTheOthersTheLongWay() throws Exception {
+        try (TestDatabase db = TestDatabase.create(); PostgresStorage storage = PostgresStorage.open(settings(db.url(), 64))) {
+            assertInstanceOf(CommitResult.Applied.class, storage.commit(write("one", 0, "n", 0), c -> {
+                throw new AssertionError("nothing to rebase onto");
+            })); // creates the row: the long way
+            long before = PostgresStorage.oneStatementRuns();
+            for (int i = 1; i <= 5; i++) {
+                assertInstanceOf(CommitResult.Applied.class, storage.commit(write("one", i, "n", i), c -> {
+                    throw new AssertionError("the base was current");
+                }));
+            }
+            assertEquals(before + 5, PostgresStorage.oneStatementRuns());
+
+            CommitResult stale = storage.commit(write("one", 2, "m", "late"), current -> write("one", current.seq(), "m", "late"));
+            assertInstanceOf(CommitResult.Applied.class, stale);
+            assertTrue(((CommitResult.Applied) stale).rebasedOnto() != null, "a stale base must be rebased");
+            assertEquals(before + 5, PostgresStorage.oneStatementRuns());
+            StoredDocument stored = storage.load("one").orElseThrow();
+            assertEquals(7, stored.seq());
+            assertEquals(Json.MAPPER.valueToTree(5), stored.fields().get("n"));
+            assertEquals(Json.MAPPER.valueToTree("late"), stored.fields().get("m"));
+
+            DocumentWrite withId = new DocumentWrite("one", 7, List.of(new StoredDelta(8, "k", Json.MAPPER.valueToTree(1),
+                    "conn-1", 1L)), Map.of("server", 8L), null, 1L, "client", "msg-1");
+            assertInstanceOf(CommitResult.Applied.class, storage.commit(withId, c -> withId));
+            DocumentWrite again = new DocumentWrite("one", 8, List.of(new StoredDelta(9, "k", Json.MAPPER.valueToTree(2),
+                    "conn-1", 1L)), Map.of("server", 9L), null, 1L, "client", "msg-1");
+            assertEquals(CommitResult.DUPLICATE, storage.commit(again, c -> again));
+            assertEquals(8, storage.load("one").orElseThrow().seq(), "the duplicate stored nothing");
+            assertEquals(Json.MAPPER.valueToTree(1), storage.load("one").orElseThrow().fields().get("k"));
+        }
+    }
+
     @Test
     void concurrentWritesAreCommittedInFewerTransactions() throws Exception {
         int writers = 32;
