@@ -73,6 +73,11 @@ public final class RedisFanOut implements FanOut {
 
     private final Settings.Redis settings;
     private final String instanceId = UUID.randomUUID().toString();
+    /**
+     * How this instance's own delta messages begin: "origin" is written first, so the copy Redis hands back
+     * to every publisher is dropped without being parsed (an owner hears each of its writes once more).
+     */
+    private final String ownPrefix = "{\"origin\":\"" + instanceId + "\"";
     private final long presenceTtlMillis;
     private final LinkedBlockingQueue<Outgoing> outbox = new LinkedBlockingQueue<>(QUEUE_LIMIT);
     /** Documents with local subscribers; the value is null until the topics are subscribed. */
@@ -175,7 +180,7 @@ public final class RedisFanOut implements FanOut {
 
     @Override
     public void publish(DocumentWrite write, List<ObjectNode> typeOps) {
-        ObjectNode payload = Json.object().put("type", "delta").put("id", Outbound.newId())
+        ObjectNode payload = Json.object().put("origin", instanceId).put("type", "delta").put("id", Outbound.newId())
                 .put("timestamp", write.timestamp()).put("documentId", write.documentId());
         ObjectNode delta = payload.putObject("delta");
         for (StoredDelta d : write.deltas()) {
@@ -183,7 +188,7 @@ public final class RedisFanOut implements FanOut {
         }
         payload.set("vectorClock", Outbound.clockNode(write.clock()));
         long first = write.deltas().isEmpty() ? write.lastSeq() : write.deltas().getFirst().seq();
-        payload.put("firstSeq", first).put("seq", write.lastSeq()).put("origin", instanceId);
+        payload.put("firstSeq", first).put("seq", write.lastSeq());
         if (write.text() != null) {
             payload.putObject("text").put("state", write.text().state()).put("clock", write.text().clock());
         }
@@ -417,6 +422,9 @@ public final class RedisFanOut implements FanOut {
 
     private void onDelta(String message) {
         Meters.redisReceived();
+        if (message.startsWith(ownPrefix)) {
+            return;
+        }
         try {
             JsonNode m = Json.MAPPER.readTree(message);
             if (instanceId.equals(m.path("origin").asText()) || !m.path("documentId").isTextual()) {
