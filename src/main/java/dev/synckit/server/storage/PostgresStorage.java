@@ -52,7 +52,7 @@ public final class PostgresStorage implements StorageAdapter {
     private final GroupCommit groupCommit;
     private final PostgresSnapshots snapshots;
     private final LongAdder transactions = new LongAdder();
-    private static final LongAdder ONE_STATEMENT_RUNS = new LongAdder();
+    private final LongAdder oneStatementRuns = new LongAdder();
     private final String schemaVersion;
     private final int cleanupBatch;
     private final int keepDeltas;
@@ -74,9 +74,9 @@ public final class PostgresStorage implements StorageAdapter {
         return transactions.sum();
     }
 
-    /** Runs of writes (all of one batch to one document) stored by one checked statement, in this JVM. */
-    public static long oneStatementRuns() {
-        return ONE_STATEMENT_RUNS.sum();
+    /** Runs of writes (all of one batch to one document) stored by one checked statement so far. */
+    public long oneStatementRuns() {
+        return oneStatementRuns.sum();
     }
 
     /** Helidon 4.5.0 ships no Hikari provider for its DB client; this is the whole adapter it needs. */
@@ -299,12 +299,14 @@ public final class PostgresStorage implements StorageAdapter {
      * then one statement of data-modifying CTEs that writes the merged field state, the clock, every delta row
      * and the new message ids. A write whose base is not what the stored document will be by then (another
      * instance or a failed predecessor moved it) is recomputed onto the actual state: the statements for
-     * the writes before it are run first so that the reload inside this transaction sees them.
+     * the writes before it are run first so that the reload inside this transaction sees them. With
+     * {@code tryOneStatement} the run first tries {@link RunStatement#writeIfCurrent}, which does all of that
+     * in one statement when nothing needs checking by hand.
      */
-    private static Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, int keepDeltas) throws IOException {
+    private Map<Pending, CommitResult> applyRun(DbTransaction tx, List<Pending> run, boolean tryOneStatement) throws IOException {
         String id = run.getFirst().documentId();
-        if (RunStatement.writeIfCurrent(tx, id, proposals(run), keepDeltas)) {
-            ONE_STATEMENT_RUNS.increment();
+        if (tryOneStatement && RunStatement.writeIfCurrent(tx, id, proposals(run), keepDeltas)) {
+            oneStatementRuns.increment();
             return applied(run);
         }
         LockedRow row = lockRow(tx, id, run.stream().anyMatch(p -> p.proposed.fence() != 0));
@@ -374,8 +376,7 @@ public final class PostgresStorage implements StorageAdapter {
      */
     private static LockedRow lockRow(DbTransaction tx, String id, boolean fenced) {
         if (fenced) {
-            Optional<DbRow> row = tx.get("SELECT d.seq, o.epoch FROM documents d"
-                    + " JOIN synckit_owner_epochs o ON o.document_id = d.id WHERE d.id = ? FOR UPDATE OF d FOR SHARE OF o", id);
+            Optional<DbRow> row = tx.get(RunStatement.FENCED_LOCK, id);
             if (row.isPresent()) {
                 return new LockedRow(row.get().column("seq").get(Long.class), row.get().column("epoch").get(Long.class));
             }
@@ -432,12 +433,7 @@ public final class PostgresStorage implements StorageAdapter {
             return applied;
         }
         // The row lock taken above covers this document's message ids: no other writer can add one meanwhile.
-        // LATERAL … LIMIT 1 keeps the lookup one primary-key probe per id: as a plain join the planner may
-        // read every message id of the document and hash them (measured: 20 ms at 10,000 ids).
-        try (Stream<DbRow> rows = tx.query("SELECT x.c, x.m FROM jsonb_to_recordset(?::jsonb) AS x(c TEXT, m TEXT),"
-                + " LATERAL (SELECT 1 FROM synckit_applied_messages a"
-                + " WHERE a.document_id = ? AND a.client_id = x.c AND a.message_id = x.m LIMIT 1) hit",
-                keys.toString(), id)) {
+        try (Stream<DbRow> rows = tx.query(RunStatement.APPLIED_IDS, keys.toString(), id)) {
             rows.forEach(r -> applied.add(r.column("c").get(String.class) + '\u0000' + r.column("m").get(String.class)));
         }
         return applied;
@@ -594,20 +590,19 @@ public final class PostgresStorage implements StorageAdapter {
         /** Applies the batch (sorted by document) in one transaction and commits it, or throws having stored nothing. */
         private void inTransaction(List<Pending> batch, Map<Pending, CommitResult> results) throws BatchFailure {
             String only = batch.getFirst().documentId();
-            if (only.equals(batch.getLast().documentId())) {
+            boolean oneDocument = only.equals(batch.getLast().documentId());
+            if (oneDocument) {
                 // One document (sorted batch): try it as one autocommitted statement, one round trip in all.
                 try {
                     if (RunStatement.writeIfCurrent(db.execute(), only, proposals(batch), keepDeltas)) {
                         results.putAll(applied(batch));
-                        ONE_STATEMENT_RUNS.increment();
+                        oneStatementRuns.increment();
                         transactions.increment();
                         dev.synckit.server.meters.Meters.groupCommitBatch(batch.size());
                         return;
                     }
                 } catch (RuntimeException e) {
-                    FailureKind kind = FailureKind.of(e, true);
-                    throw new BatchFailure(kind, only, failure("commit a write to " + only
-                            + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
+                    throw batchFailure(FailureKind.of(e, true), only, batch, e);
                 }
             }
             DbTransaction tx;
@@ -625,7 +620,8 @@ public final class PostgresStorage implements StorageAdapter {
                         to++;
                     }
                     current = batch.get(from).documentId();
-                    results.putAll(applyRun(tx, batch.subList(from, to), keepDeltas));
+                    // A lone document's checked statement just failed above: the same check would fail again.
+                    results.putAll(applyRun(tx, batch.subList(from, to), !oneDocument));
                     from = to;
                 }
                 current = null;
@@ -640,10 +636,14 @@ public final class PostgresStorage implements StorageAdapter {
                 }
                 results.clear();
                 FailureKind kind = FailureKind.of(e, current != null);
-                String doc = kind == FailureKind.DOCUMENT_BUSY ? current : batch.getFirst().documentId();
-                throw new BatchFailure(kind, doc, failure("commit a write to " + doc
-                        + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
+                throw batchFailure(kind, kind == FailureKind.DOCUMENT_BUSY ? current : only, batch, e);
             }
+        }
+
+        /** A busy document fails alone and is named alone; otherwise the message counts the batch's other writes. */
+        private BatchFailure batchFailure(FailureKind kind, String doc, List<Pending> batch, Exception e) {
+            return new BatchFailure(kind, doc, failure("commit a write to " + doc
+                    + (kind != FailureKind.DOCUMENT_BUSY && batch.size() > 1 ? " and " + (batch.size() - 1) + " more" : ""), e));
         }
 
         /** Lets queued writes finish (up to {@code grace}), then stops the committers; anything left fails. */

@@ -40,18 +40,18 @@ class GroupCommitTest {
             assertInstanceOf(CommitResult.Applied.class, storage.commit(write("one", 0, "n", 0), c -> {
                 throw new AssertionError("nothing to rebase onto");
             })); // creates the row: the long way
-            long before = PostgresStorage.oneStatementRuns();
+            long before = storage.oneStatementRuns();
             for (int i = 1; i <= 5; i++) {
                 assertInstanceOf(CommitResult.Applied.class, storage.commit(write("one", i, "n", i), c -> {
                     throw new AssertionError("the base was current");
                 }));
             }
-            assertEquals(before + 5, PostgresStorage.oneStatementRuns());
+            assertEquals(before + 5, storage.oneStatementRuns());
 
             CommitResult stale = storage.commit(write("one", 2, "m", "late"), current -> write("one", current.seq(), "m", "late"));
             assertInstanceOf(CommitResult.Applied.class, stale);
             assertTrue(((CommitResult.Applied) stale).rebasedOnto() != null, "a stale base must be rebased");
-            assertEquals(before + 5, PostgresStorage.oneStatementRuns());
+            assertEquals(before + 5, storage.oneStatementRuns());
             StoredDocument stored = storage.load("one").orElseThrow();
             assertEquals(7, stored.seq());
             assertEquals(Json.MAPPER.valueToTree(5), stored.fields().get("n"));
